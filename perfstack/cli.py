@@ -1,0 +1,99 @@
+"""The ``perfstack`` command.
+
+    perfstack render --stack dev --out build/dev     # the files the stack puts into containers
+    perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
+    perfstack docs --write                           # refresh the config reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .paths import project_root
+from .schema import SettingsError
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .render import render_stack, write
+
+    root = project_root()
+    _, files = render_stack(root, args.stack)
+    written = write(files, Path(args.out))
+    secret = sum(1 for f in files.values() if f.secret)
+    print(f"rendered {len(written)} files for stack {args.stack} into {args.out} "
+          f"({secret} hold secrets, written as placeholders); see {Path(args.out) / 'MANIFEST'}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    results = validate(project_root(), args.stack, Path(args.keep) if args.keep else None)
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'}  {r.name}")
+        if r.detail and (not r.ok or args.verbose):
+            for line in r.detail.splitlines():
+                print(f"      {line}")
+    failed = sum(not r.ok for r in results)
+    print(f"stack {args.stack}: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from .docs import markdown, targets
+
+    if not args.write and not args.check:
+        print(markdown())
+        return 0
+    stale = []
+    for path, text in targets(project_root()).items():
+        if path.read_text() != text:
+            stale.append(path)
+            if args.write:
+                path.write_text(text)
+    if args.check and stale:
+        print("config reference out of date in: " + ", ".join(str(p) for p in stale) + " (run perfstack docs --write)")
+        return 1
+    print(f"config reference: {len(stale)} file(s) {'updated' if args.write else 'stale'}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="perfstack", description="Monitoring as code for one API.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="write every file a stack puts into its containers")
+    r.add_argument("--stack", required=True, help="stack name: dev, staging or prod (stacks/Pulumi.<stack>.yaml)")
+    r.add_argument("--out", required=True, help="folder to write into")
+    r.set_defaults(func=_render)
+
+    v = sub.add_parser("validate", help="render a stack and check it with promtool, amtool and redis-server")
+    v.add_argument("--stack", required=True, help="stack name: dev, staging or prod")
+    v.add_argument("--keep", metavar="DIR", help="render into DIR and keep it, instead of a temporary folder")
+    v.add_argument("-v", "--verbose", action="store_true", help="print each tool's output")
+    v.set_defaults(func=_validate)
+
+    d = sub.add_parser("docs", help="print the config reference, or refresh it in Pulumi.yaml and README.md")
+    g = d.add_mutually_exclusive_group()
+    g.add_argument("--write", action="store_true", help="update Pulumi.yaml and README.md")
+    g.add_argument("--check", action="store_true", help="exit 1 when either file is out of date")
+    d.set_defaults(func=_docs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"error: invalid stack configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Rendered files: settings + content + secrets -> the files each container receives.
+
+One code path serves ``pulumi up`` (which uploads the files) and ``perfstack render``
+(which writes them to a folder for promtool, amtool and redis-server)::
+
+    from perfstack.configs import render, placeholder_secrets
+    files = render(settings, content, placeholder_secrets(settings))
+    files["prometheus/prometheus.yml"].content
+
+Every secret reaches the renderers through ``secrets`` (never from ``Settings`` directly),
+so the same call with placeholders tells which files hold a secret: exactly those whose
+text contains a placeholder. Those files are uploaded as Pulumi secrets, mode 0600.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..settings import Settings
+from .base import Content, File, load_content, placeholder_secrets, secret_fields
+from .alertmanager import alertmanager_files
+from .grafana import grafana_files
+from .prometheus import prometheus_files
+from .redis import redis_files
+
+__all__ = ["Content", "File", "load_content", "placeholder_secrets", "render", "secret_fields"]
+
+
+def render(settings: Settings, content: Content, secrets: Mapping[str, str]) -> dict[str, File]:
+    """All files of the stack, keyed by their path relative to the render folder."""
+    missing = sorted(set(placeholder_secrets(settings)) - set(secrets))
+    if missing:
+        raise KeyError(f"render needs values for secrets: {', '.join(missing)}")
+    files: list[File] = []
+    files += prometheus_files(settings, content, secrets)
+    files += alertmanager_files(settings, secrets)
+    files += grafana_files(settings, content, secrets)
+    if settings.redis_container:
+        files += redis_files(settings, secrets)
+    marks = [v for v in placeholder_secrets(settings).values()] + list(secrets.values())
+    out: dict[str, File] = {}
+    for f in files:
+        holds_secret = any(m and m in f.content for m in marks)
+        out[f.key] = f.with_secret(holds_secret)
+    return out

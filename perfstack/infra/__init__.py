@@ -1,0 +1,1 @@
+"""Pulumi components: one ComponentResource per module, composed by :mod:`perfstack.program`."""
