@@ -1,8 +1,9 @@
 """The ``perfstack`` command.
 
-    perfstack render --stack dev --out build/dev     # the files the stack puts into containers
-    perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
-    perfstack docs --write                           # refresh the config reference
+perfstack render --stack dev --out build/dev     # the files the stack puts into containers
+perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
+perfstack docs --write                           # refresh the config reference
+perfstack preflight                              # what `make up` needs, and what is missing
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ def _render(args: argparse.Namespace) -> int:
     _, files = render_stack(root, args.stack)
     written = write(files, Path(args.out))
     secret = sum(1 for f in files.values() if f.secret)
-    print(f"rendered {len(written)} files for stack {args.stack} into {args.out} "
-          f"({secret} hold secrets, written as placeholders); see {Path(args.out) / 'MANIFEST'}")
+    print(
+        f"rendered {len(written)} files for stack {args.stack} into {args.out} "
+        f"({secret} hold secrets, written as placeholders); see {Path(args.out) / 'MANIFEST'}"
+    )
     return 0
 
 
@@ -60,6 +63,30 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    """What `make up` needs on this machine, each missing piece named with how to get it."""
+    import shutil
+    import subprocess
+
+    missing = []
+    if shutil.which("pulumi") is None:
+        missing.append("the Pulumi CLI (pulumi) is not on PATH: install it from https://www.pulumi.com/docs/install/")
+    if shutil.which("docker") is None:
+        missing.append("the Docker CLI (docker) is not on PATH: install Docker Engine or Docker Desktop")
+    else:
+        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+            missing.append(f"no Docker engine answers (docker info: {reason}): start Docker or set DOCKER_HOST")
+    for line in missing:
+        print(f"missing: {line}")
+    if missing:
+        print(f"make up cannot run: {len(missing)} prerequisite(s) missing")
+        return 1
+    print("preflight: pulumi and a Docker engine are available")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perfstack", description="Monitoring as code for one API.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -74,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--keep", metavar="DIR", help="render into DIR and keep it, instead of a temporary folder")
     v.add_argument("-v", "--verbose", action="store_true", help="print each tool's output")
     v.set_defaults(func=_validate)
+
+    f = sub.add_parser("preflight", help="check that the Pulumi CLI and a Docker engine are available")
+    f.set_defaults(func=_preflight)
 
     d = sub.add_parser("docs", help="print the config reference, or refresh it in Pulumi.yaml and README.md")
     g = d.add_mutually_exclusive_group()

@@ -6,6 +6,7 @@ Pulumi's mocks with each stack file's config.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pulumi
@@ -40,7 +41,7 @@ def _secret_values(settings: Settings) -> dict[str, pulumi.Output[str]]:
         if configured is not None:
             values[key] = pulumi.Output.secret(configured.reveal())
         else:
-            slug = key.replace(".", "-").lower()
+            slug = re.sub(r"(?<=[a-z])(?=[A-Z])|\.", "-", key).lower()  # grafana-admin-password
             values[key] = random.RandomPassword(slug, length=32, special=False).result
     return values
 
@@ -70,16 +71,12 @@ def build(root: Path | None = None) -> dict[str, pulumi.Input[str]]:
         protect_data=settings.protect_data,
     )
 
-    prometheus = Prometheus(
-        "prometheus", PrometheusArgs(settings.prometheus, prom_cfg.command(settings), files, ctx)
-    )
+    prometheus = Prometheus("prometheus", PrometheusArgs(settings.prometheus, prom_cfg.command(settings), files, ctx))
     alertmanager = Alertmanager(
         "alertmanager",
         AlertmanagerArgs(settings.alertmanager, am_cfg.describe_routes(settings), files, ctx),
     )
-    grafana = Grafana(
-        "grafana", GrafanaArgs(settings.grafana, files, secrets["grafana.adminPassword"], ctx)
-    )
+    grafana = Grafana("grafana", GrafanaArgs(settings.grafana, files, secrets["grafana.adminPassword"], ctx))
     if settings.redis_container:
         redis_password, exporter_password = secrets["redis.password"], secrets["redis.exporterPassword"]
     else:

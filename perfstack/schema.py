@@ -122,9 +122,7 @@ def section(cls: type, doc: str) -> Any:
 
 
 def many(cls: type, doc: str, *, example: str | None = None) -> Any:
-    return field(
-        default=(), metadata={"opt": Opt(doc=doc, parse=None, section=cls, many=True, example=example)}
-    )
+    return field(default=(), metadata={"opt": Opt(doc=doc, parse=None, section=cls, many=True, example=example)})
 
 
 def fields_of(cls: type) -> list[tuple[dataclasses.Field[Any], Opt]]:
@@ -191,11 +189,21 @@ def parse_section(
     values: dict[str, Any] = {}
     for name, (f, o) in known.items():
         sub = f"{key}.{name}"
-        if name not in raw or raw[name] is None:
+        if name not in raw or (raw[name] is None and (o.required or o.secret or o.section is not None)):
             if o.required:
                 problems.add(sub, "is required" + (f", such as {o.example}" if o.example else ""))
             continue
         value = raw[name]
+        if value is None:  # an explicit null: "unset" where the setting allows it
+            if f.default is None or o.parse is port:
+                values[f.name] = None
+            else:
+                assert o.parse is not None
+                try:
+                    o.parse(value)
+                except Invalid as exc:
+                    problems.invalid(sub, exc.expected, value)
+            continue
         if o.secret:
             values[f.name] = _parse_secret(value, sub, o, problems, secret_ok=secret_ok)
         elif o.many:
@@ -224,8 +232,7 @@ def _parse_secret(value: Any, key: str, o: Opt, problems: Problems, *, secret_ok
     if not secret_ok:
         problems.add(
             key,
-            "is a secret and must be stored encrypted: "
-            f"pulumi config set --secret --path '{key}' <value>",
+            f"is a secret and must be stored encrypted: pulumi config set --secret --path '{key}' <value>",
         )
         return None
     if not isinstance(value, str) or not value:
@@ -406,9 +413,7 @@ def labels(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 def label_names(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list) and value and all(
-        isinstance(v, str) and (v == "..." or _LABEL.match(v)) for v in value
-    ):
+    if isinstance(value, list) and value and all(isinstance(v, str) and (v == "..." or _LABEL.match(v)) for v in value):
         return tuple(value)
     raise Invalid("a non-empty list of label names, such as [alertname, job]")
 

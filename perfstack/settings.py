@@ -15,6 +15,7 @@ Two entry points share one parser:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ from .schema import (
     url_path,
 )
 
-__all__ = ["Settings", "SettingsError", "Secret", "from_pulumi", "from_stack_file", "load"]
+__all__ = ["Secret", "Settings", "SettingsError", "from_pulumi", "from_stack_file", "load"]
 
 CHANNELS = ("pagerduty", "slack", "webhook")
 
@@ -73,8 +74,8 @@ class RemoteWrite:
     url: str = opt(REQUIRED, "Receiver endpoint (Mimir, Thanos Receive, VictoriaMetrics, ...).", http_url)
     name: str | None = opt(None, "Queue name shown in Prometheus' remote-write metrics.", dns_name)
     username: str | None = opt(None, "Basic-auth user name; the password goes in `password`.", nonempty_str)
-    password: Secret | None = secret("Basic-auth password (secret).")
-    bearer_token: Secret | None = secret("Bearer token (secret), instead of basic auth.")
+    password: Secret | None = secret("Basic-auth password.")
+    bearer_token: Secret | None = secret("Bearer token, instead of basic auth.")
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,18 @@ class PrometheusSettings:
 
 @dataclass(frozen=True)
 class SlackSettings:
-    webhook_url: Secret | None = secret("Slack incoming-webhook URL (secret).", "url")
+    webhook_url: Secret | None = secret("Slack incoming-webhook URL.", "url")
     channel: str = opt("#alerts", "Channel the webhook posts to.", nonempty_str)
 
 
 @dataclass(frozen=True)
 class PagerDutySettings:
-    routing_key: Secret | None = secret("PagerDuty Events API v2 routing key (secret).")
+    routing_key: Secret | None = secret("PagerDuty Events API v2 routing key.")
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    url: Secret | None = secret("Generic webhook URL that receives Alertmanager's JSON (secret).", "url")
+    url: Secret | None = secret("Generic webhook URL that receives Alertmanager's JSON.", "url")
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,9 @@ class AlertmanagerSettings:
         list_of(one_of(*CHANNELS), "a list drawn from pagerduty, slack, webhook"),
         example="[slack]",
     )
-    group_by: tuple[str, ...] = opt(("alertname", "job"), "Labels that group alerts into one notification.", label_names)
+    group_by: tuple[str, ...] = opt(
+        ("alertname", "job"), "Labels that group alerts into one notification.", label_names
+    )
     group_wait: str = opt("30s", "Wait before the first notification of a new group.", duration)
     group_interval: str = opt("5m", "Wait before notifying about new alerts in a group.", duration)
     repeat_interval: str = opt("4h", "Wait before re-sending a still-firing notification.", duration)
@@ -157,7 +160,7 @@ class GrafanaSettings:
     cpus: str = opt("0.5", "Container CPU limit (Docker --cpus).", cpus)
     admin_user: str = opt("admin", "Admin login.", nonempty_str)
     admin_password: Secret | None = secret(
-        "Admin password (secret); generated with pulumi-random and exported as a secret when unset. "
+        "Admin password; generated with pulumi-random and exported as a secret when unset. "
         "Grafana applies it when its database is created."
     )
     root_url: str | None = opt(
@@ -181,19 +184,18 @@ class RedisSettings:
         one_of("allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-ttl"),
     )
     appendonly: bool = opt(False, "Append-only persistence (appendfsync everysec).", boolean)
-    password: Secret | None = secret(
-        "Password of the `default` user (secret); generated with pulumi-random when unset."
-    )
+    password: Secret | None = secret("Password of the `default` user; generated with pulumi-random when unset.")
     external_url: Secret | None = secret(
-        "A managed Redis to use instead of the container (secret, may hold a password); "
-        "the exporter then watches it.",
+        "A managed Redis to use instead of the container; may hold a password; the exporter then watches it.",
         "redis-url",
     )
 
 
 @dataclass(frozen=True)
 class RedisExporterSettings:
-    image: str = opt("oliver006/redis_exporter:v1.88.0-alpine", "Image (the -alpine tag has wget for the healthcheck).", image_ref)
+    image: str = opt(
+        "oliver006/redis_exporter:v1.88.0-alpine", "Image (the -alpine tag has wget for the healthcheck).", image_ref
+    )
     port: int | None = opt(None, "Host port for /metrics; null (default) leaves it unpublished.", port)
     memory_mb: int = opt(64, "Container memory limit in MB.", positive_int)
     cpus: str = opt("0.25", "Container CPU limit (Docker --cpus).", cpus)
@@ -201,13 +203,14 @@ class RedisExporterSettings:
 
 @dataclass(frozen=True)
 class PostgresExporterSettings:
-    image: str = opt("prometheuscommunity/postgres-exporter:v0.20.1", "Image, pinned by tag (digest optional).", image_ref)
+    image: str = opt(
+        "prometheuscommunity/postgres-exporter:v0.20.1", "Image, pinned by tag (digest optional).", image_ref
+    )
     port: int | None = opt(None, "Host port for /metrics; null (default) leaves it unpublished.", port)
     memory_mb: int = opt(128, "Container memory limit in MB.", positive_int)
     cpus: str = opt("0.25", "Container CPU limit (Docker --cpus).", cpus)
     dsn: Secret | None = secret(
-        "Database to watch (secret); the exporter is created only when this is set. "
-        "The database needs pg_stat_statements.",
+        "Database to watch; the exporter is created only when this is set. The database needs pg_stat_statements.",
         "postgres-url",
     )
 
@@ -328,9 +331,11 @@ def _check_consistency(s: Settings, problems: Problems) -> None:
             "prometheus.scrapeTimeout",
             f"must not exceed prometheus.scrapeInterval ({p.scrape_interval}), got {p.scrape_timeout!r}",
         )
+    if "stack" in dict(p.external_labels):
+        problems.add("prometheus.externalLabels.stack", "is set by perfstack to the stack name; remove it")
     for i, rw in enumerate(p.remote_write):
         if rw.password is not None and rw.username is None:
-            problems.add(f"prometheus.remoteWrite[{i}].password", "needs prometheus.remoteWrite[%d].username" % i)
+            problems.add(f"prometheus.remoteWrite[{i}].password", f"needs prometheus.remoteWrite[{i}].username")
         if rw.bearer_token is not None and (rw.username or rw.password):
             problems.add(f"prometheus.remoteWrite[{i}].bearerToken", "cannot be combined with username/password")
     names = [rw.name for rw in p.remote_write if rw.name]
@@ -373,10 +378,21 @@ def _check_consistency(s: Settings, problems: Problems) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, t in enumerate(s.targets):
         if (t.job, t.address) in seen:
-            problems.add(f"targets[{i}].address", f"repeats targets[{seen[(t.job, t.address)]}] ({t.address} in job {t.job})")
+            problems.add(
+                f"targets[{i}].address", f"repeats targets[{seen[(t.job, t.address)]}] ({t.address} in job {t.job})"
+            )
         seen.setdefault((t.job, t.address), i)
+        first = next(x for x in s.targets if x.job == t.job)
+        if (t.metrics_path, t.scheme) != (first.metrics_path, first.scheme):
+            problems.add(
+                f"targets[{i}]",
+                f"shares job {t.job!r} with another target but not its metricsPath and scheme "
+                f"({first.scheme}://...{first.metrics_path}); give it its own job",
+            )
         if t.job in RESERVED_JOBS:
-            problems.add(f"targets[{i}].job", f"must not reuse a built-in job name ({', '.join(RESERVED_JOBS)}), got {t.job!r}")
+            problems.add(
+                f"targets[{i}].job", f"must not reuse a built-in job name ({', '.join(RESERVED_JOBS)}), got {t.job!r}"
+            )
 
     if s.cdn.enabled:
         problems.add("cdn.enabled", "is not supported yet: the Cloudflare component is not built; set it to false")
@@ -411,7 +427,7 @@ def from_pulumi() -> Settings:
     secret_keys: set[str] = set()
     known = top_level_keys()
     for full_key in sorted(k for k in keys if k.startswith(prefix)):
-        name = full_key[len(prefix):]
+        name = full_key[len(prefix) :]
         value = runtime_config.get_config(full_key)
         if value is None:
             continue
@@ -419,10 +435,8 @@ def from_pulumi() -> Settings:
         o: Opt | None = f.metadata["opt"] if f else None
         # Pulumi hands every value over as text; objects and lists as JSON text.
         if o is not None and (o.section is not None or o.many):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # the section parser reports the wrong form
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # the section parser reports the wrong form
         raw[name] = value
         if runtime_config.is_config_secret(full_key):
             secret_keys.add(name)
@@ -437,7 +451,7 @@ def from_stack_file(root: Path, stack: str) -> Settings:
     """Read ``stacks/Pulumi.<stack>.yaml`` without Pulumi; encrypted values become placeholders."""
     path = stack_file(root, stack)
     if not path.is_file():
-        available = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (root / "stacks").glob("Pulumi.*.yaml"))
+        available = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (root / "stacks").glob("Pulumi.*.yaml"))
         raise SettingsError([f"no stack file {path} (stacks: {', '.join(available) or 'none'})"])
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -452,7 +466,7 @@ def from_stack_file(root: Path, stack: str) -> Settings:
     for full_key, value in config.items():
         if not str(full_key).startswith(prefix):
             continue  # provider config such as docker:host
-        name = str(full_key)[len(prefix):]
+        name = str(full_key)[len(prefix) :]
         if isinstance(value, Mapping) and set(value) == {SECURE}:
             # A whole top-level key encrypted: nothing to validate beyond its presence.
             secret_keys.add(name)

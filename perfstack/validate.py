@@ -58,7 +58,9 @@ def check_prometheus(out: Path) -> Result:
 
 
 def check_alertmanager(out: Path) -> Result:
-    ok, text = _run([_tool("amtool", "prometheus-alertmanager"), "check-config", str(out / "alertmanager" / "alertmanager.yml")])
+    ok, text = _run(
+        [_tool("amtool", "prometheus-alertmanager"), "check-config", str(out / "alertmanager" / "alertmanager.yml")]
+    )
     return Result("amtool check-config alertmanager/alertmanager.yml", ok, text)
 
 
@@ -86,7 +88,7 @@ def check_redis(out: Path, secrets: dict[str, str]) -> Result:
             deadline = time.monotonic() + 15
             pong = ""
             while time.monotonic() < deadline and proc.poll() is None:
-                ok, pong = _run([*base, "--user", redis_cfg.HEALTHCHECK_USER, "--pass", "nopass", "ping"])
+                _, pong = _run([*base, "--user", redis_cfg.HEALTHCHECK_USER, "--pass", "nopass", "ping"])
                 if pong == "PONG":
                     break
                 time.sleep(0.1)
@@ -94,12 +96,20 @@ def check_redis(out: Path, secrets: dict[str, str]) -> Result:
                 return Result(name, False, proc.stdout.read() if proc.stdout else "redis-server exited")
             if pong != "PONG":
                 return Result(name, False, f"healthcheck PING answered {pong!r}")
-            ok, info = _run(
-                [*base, "--user", redis_cfg.EXPORTER_USER, "--pass", secrets["redis.exporterPassword"], "info", "memory"]
+            _, info = _run(
+                [
+                    *base,
+                    "--user",
+                    redis_cfg.EXPORTER_USER,
+                    "--pass",
+                    secrets["redis.exporterPassword"],
+                    "info",
+                    "memory",
+                ]
             )
             if "maxmemory:" not in info:
                 return Result(name, False, f"exporter user could not run INFO: {info}")
-            ok, denied = _run([*base, "--user", redis_cfg.HEALTHCHECK_USER, "--pass", "nopass", "get", "x"])
+            _, denied = _run([*base, "--user", redis_cfg.HEALTHCHECK_USER, "--pass", "nopass", "get", "x"])
             if "NOPERM" not in denied:
                 return Result(name, False, f"healthcheck user may run GET: {denied!r}")
             return Result(name, True, f"started on port {port}, PONG, INFO ok, healthcheck user limited to PING")

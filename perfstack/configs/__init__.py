@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..settings import Settings
-from .base import Content, File, load_content, placeholder_secrets, secret_fields
 from .alertmanager import alertmanager_files
+from .base import Content, File, load_content, placeholder_secrets, secret_fields
 from .grafana import grafana_files
 from .prometheus import prometheus_files
 from .redis import redis_files

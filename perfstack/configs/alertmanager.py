@@ -33,9 +33,7 @@ def describe_routes(settings: Settings) -> str:
     routes = settings.routes()
     if not any(routes.values()):
         return "no receiver configured: every alert goes to the null receiver (set alertmanager.critical/warning)"
-    return "; ".join(
-        f"{sev} -> {', '.join(chans) if chans else 'null receiver'}" for sev, chans in routes.items()
-    )
+    return "; ".join(f"{sev} -> {', '.join(chans) if chans else 'null receiver'}" for sev, chans in routes.items())
 
 
 def _receiver(name: str, channels: tuple[str, ...], settings: Settings, secrets: Mapping[str, str]) -> dict[str, Any]:

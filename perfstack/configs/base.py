@@ -84,10 +84,7 @@ def secret_fields(settings: Settings) -> dict[str, Secret | None]:
 
 def placeholder_secrets(settings: Settings) -> dict[str, str]:
     """Stand-ins of the right form for every secret (what ``perfstack render`` writes)."""
-    return {
-        key: placeholder(key, s.kind if s is not None else "text")
-        for key, s in secret_fields(settings).items()
-    }
+    return {key: placeholder(key, s.kind if s is not None else "text") for key, s in secret_fields(settings).items()}
 
 
 def dump_yaml(data: Any, header: str) -> str:

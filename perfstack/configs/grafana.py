@@ -33,7 +33,7 @@ def grafana_ini(settings: Settings) -> str:
     header = HEADER.format(stack=settings.stack, what="Grafana configuration")
     return f"""; {header}
 [server]
-http_port = {SERVICES['grafana'].port}
+http_port = {SERVICES["grafana"].port}
 root_url = {root_url(settings)}
 
 [paths]

@@ -102,9 +102,16 @@ def prometheus_files(settings: Settings, content: Content, secrets: Mapping[str,
     uid = SERVICES["prometheus"].user
     names = sorted(content.rule_files)
     files = [
-        File("prometheus", "prometheus.yml", f"{CONFIG_DIR}/prometheus.yml", prometheus_yml(settings, names, secrets), uid)
+        File(
+            "prometheus",
+            "prometheus.yml",
+            f"{CONFIG_DIR}/prometheus.yml",
+            prometheus_yml(settings, names, secrets),
+            uid,
+        )
     ]
     files += [
-        File("prometheus", f"rules/{name}", f"{CONFIG_DIR}/rules/{name}", content.rule_files[name], uid) for name in names
+        File("prometheus", f"rules/{name}", f"{CONFIG_DIR}/rules/{name}", content.rule_files[name], uid)
+        for name in names
     ]
     return files

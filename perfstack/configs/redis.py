@@ -18,7 +18,23 @@ EXPORTER_USER = "exporter"
 HEALTHCHECK_USER = "healthcheck"
 
 # What redis_exporter runs: INFO, CONFIG GET maxmemory, SLOWLOG, LATENCY, CLIENT LIST.
-EXPORTER_ACL = "-@all +info +ping +config|get +client|list +client|setname +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|stats +select +cluster|info"
+EXPORTER_ACL = " ".join(
+    [
+        "-@all",
+        "+info",
+        "+ping",
+        "+select",
+        "+config|get",
+        "+client|list",
+        "+client|setname",
+        "+slowlog|get",
+        "+slowlog|len",
+        "+latency|latest",
+        "+latency|histogram",
+        "+memory|stats",
+        "+cluster|info",
+    ]
+)
 
 
 def command() -> list[str]:
@@ -35,7 +51,7 @@ def redis_conf(settings: Settings, secrets: Mapping[str, str]) -> str:
     )
     return f"""# {header}
 bind * -::*
-port {SERVICES['redis'].port}
+port {SERVICES["redis"].port}
 protected-mode yes
 # dir: the working directory, {DATA_DIR} (the image's WORKDIR and the volume), so this
 # file also loads as-is outside the container (perfstack validate).
@@ -44,8 +60,8 @@ maxmemory {r.maxmemory}
 maxmemory-policy {r.maxmemory_policy}
 save ""
 {persistence}
-requirepass {secrets['redis.password']}
-user {EXPORTER_USER} on >{secrets['redis.exporterPassword']} ~* &* {EXPORTER_ACL}
+requirepass {secrets["redis.password"]}
+user {EXPORTER_USER} on >{secrets["redis.exporterPassword"]} ~* &* {EXPORTER_ACL}
 user {HEALTHCHECK_USER} on nopass -@all +ping
 """
 
