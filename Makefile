@@ -51,6 +51,7 @@ debian-packages:
 
 lint: venv
 	$(PY) -m ruff check perfstack tests __main__.py
+	$(PY) -m ruff format --check perfstack tests __main__.py
 	$(PY) -m perfstack docs --check
 
 test: venv debian-packages lint

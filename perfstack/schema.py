@@ -111,8 +111,11 @@ def opt(default: Any, doc: str, parse: Callable[[Any], Any], *, example: str | N
 
 
 def secret(doc: str, kind: str = "text", *, example: str | None = None) -> Any:
-    """``kind`` is "text", "url" (http/https), "redis-url" or "postgres-url"."""
-    """An optional secret setting (set with ``pulumi config set --secret --path``)."""
+    """An optional secret setting (set with ``pulumi config set --secret --path``).
+
+    ``kind`` is "text", "url" (http/https), "redis-url" or "postgres-url": it decides how the
+    value is validated and the form of its placeholder.
+    """
     meta = {"opt": Opt(doc=doc, parse=nonempty_str, secret=True, secret_kind=kind, example=example)}
     return field(default=None, metadata=meta)
 

@@ -165,17 +165,17 @@ def validate(root: Path, stack: str, out: Path | None = None) -> list[Result]:
         folder = out or Path(tmp)
         write(files, folder)
         secrets = configs.placeholder_secrets(settings)
-        checks: list[Callable[[], Result]] = [
-            lambda: check_prometheus(folder),
-            lambda: check_alertmanager(folder),
-            lambda: check_grafana(folder, settings),
+        checks: list[tuple[str, Callable[[], Result]]] = [
+            ("promtool check config prometheus/prometheus.yml", lambda: check_prometheus(folder)),
+            ("amtool check-config alertmanager/alertmanager.yml", lambda: check_alertmanager(folder)),
+            ("grafana provisioning", lambda: check_grafana(folder, settings)),
         ]
         if settings.redis_container:
-            checks.append(lambda: check_redis(folder, secrets))
+            checks.append(("redis-server redis/redis.conf", lambda: check_redis(folder, secrets)))
         results = []
-        for check in checks:
+        for name, check in checks:
             try:
                 results.append(check())
             except (FileNotFoundError, OSError, subprocess.SubprocessError) as exc:
-                results.append(Result(getattr(check, "__name__", "check"), False, str(exc)))
+                results.append(Result(name, False, str(exc)))
         return results

@@ -176,3 +176,19 @@ def test_render_refuses_to_run_without_every_secret() -> None:
     settings = load("dev", {})
     with pytest.raises(KeyError, match=r"redis\.password"):
         render(settings, Content(), {"grafana.adminPassword": "x", "redis.exporterPassword": "y"})
+
+
+def test_a_short_secret_value_does_not_make_every_file_secret() -> None:
+    settings = load(
+        "dev",
+        {"alertmanager": {"critical": ["pagerduty"], "pagerduty": {"routingKey": "k"}}},
+        {"alertmanager"},
+    )
+    values = {**placeholder_secrets(settings), "alertmanager.pagerduty.routingKey": "k"}
+    files = render(settings, Content(), values)
+    assert {k for k, f in files.items() if f.secret} == {
+        "alertmanager/alertmanager.yml",
+        "redis/redis.conf",
+        "grafana/secrets/admin_password",
+    }
+    assert "routing_key: k" in files["alertmanager/alertmanager.yml"].content

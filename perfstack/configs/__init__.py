@@ -28,18 +28,26 @@ __all__ = ["Content", "File", "load_content", "placeholder_secrets", "render", "
 
 def render(settings: Settings, content: Content, secrets: Mapping[str, str]) -> dict[str, File]:
     """All files of the stack, keyed by their path relative to the render folder."""
-    missing = sorted(set(placeholder_secrets(settings)) - set(secrets))
+    placeholders = placeholder_secrets(settings)
+    missing = sorted(set(placeholders) - set(secrets))
     if missing:
         raise KeyError(f"render needs values for secrets: {', '.join(missing)}")
+    # Which files hold a secret is decided on the placeholder render, whatever the real
+    # values look like (a short secret such as "k" must not make every file secret).
+    flagged = {
+        f.key: f.with_secret(any(p in f.content for p in placeholders.values()))
+        for f in _files(settings, content, placeholders)
+    }
+    if dict(secrets) == placeholders:
+        return flagged
+    return {f.key: f.with_secret(flagged[f.key].secret) for f in _files(settings, content, secrets)}
+
+
+def _files(settings: Settings, content: Content, secrets: Mapping[str, str]) -> list[File]:
     files: list[File] = []
     files += prometheus_files(settings, content, secrets)
     files += alertmanager_files(settings, secrets)
     files += grafana_files(settings, content, secrets)
     if settings.redis_container:
         files += redis_files(settings, secrets)
-    marks = [v for v in placeholder_secrets(settings).values()] + list(secrets.values())
-    out: dict[str, File] = {}
-    for f in files:
-        holds_secret = any(m and m in f.content for m in marks)
-        out[f.key] = f.with_secret(holds_secret)
-    return out
+    return files
