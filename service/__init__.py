@@ -1,0 +1,2 @@
+"""The reference API: the plan's endpoints on FastAPI, SQLAlchemy 2, PostgreSQL and Redis,
+instrumented only with :mod:`perfstack.telemetry`. See ``python -m service --help``."""
