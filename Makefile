@@ -7,7 +7,7 @@ STATE_DIR ?= $(CURDIR)/.state
 # The Debian programs the tests run for real (FACTS.md §7).
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager redis-server redis-tools prometheus-redis-exporter postgresql
 
-.PHONY: up down preview test lint venv debian-packages render validate docs clean
+.PHONY: up down preview test lint venv debian-packages render validate docs clean api seed bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,8 +50,8 @@ debian-packages:
 	fi
 
 lint: venv
-	$(PY) -m ruff check perfstack tests __main__.py
-	$(PY) -m ruff format --check perfstack tests __main__.py
+	$(PY) -m ruff check perfstack service tests benchmarks __main__.py
+	$(PY) -m ruff format --check perfstack service tests benchmarks __main__.py
 	$(PY) -m perfstack docs --check
 
 test: venv debian-packages lint
@@ -65,6 +65,16 @@ validate: venv
 
 docs: venv
 	$(PY) -m perfstack docs --write
+
+# The reference API (DATABASE_URL, REDIS_URL; see service/__main__.py).
+api: venv
+	$(PY) -m service serve --port $${PORT:-8000}
+
+seed: venv
+	$(PY) -m service seed
+
+bench: venv debian-packages
+	$(PY) -m benchmarks.overhead
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -77,8 +77,10 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
     sessions = make_sessionmaker(engine)
     if config.cache_enabled:
         timeout = config.redis_timeout_ms / 1000
+        # No client-side retries (redis-py 8 retries 3 times by default): a failing Redis must
+        # cost one short timeout, after which the cache bypasses it for a while.
         client = redis.Redis.from_url(
-            config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+            config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
         )
         cache: Cache | NoCache = Cache(client, metrics)
     else:

@@ -16,6 +16,9 @@ import pulumi
 import pytest
 import yaml
 
+# Real PostgreSQL and Redis servers, for every test module (tests/services.py).
+from services import pg_url, postgres_server, redis_server, redis_url  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "perfstack"
 STACKS = ("dev", "staging", "prod")

@@ -2,7 +2,7 @@
 
 ::
 
-    cache = Cache(redis.Redis.from_url(url, socket_timeout=0.1))
+    cache = Cache(redis.Redis.from_url(url, socket_timeout=0.1, socket_connect_timeout=0.1, retry=None))
     merchant = cache.get_or_load("merchant_data", f"merchant:{merchant_id}", lambda: load(merchant_id))
     cache.invalidate("merchant_data", f"merchant:{merchant_id}")    # after a write
     cache.invalidate_category("merchant_data")                        # every list page too

@@ -21,6 +21,7 @@ checkouts waiting for a connection, the time they waited, and checkouts that tim
 from __future__ import annotations
 
 import re
+import threading
 from time import perf_counter
 from typing import Any
 
@@ -104,20 +105,27 @@ def instrument_engine(engine: Engine, metrics: Metrics | None = None) -> Engine:
             child = children[op] = metrics.query_duration.labels(op)
         child.observe(elapsed)
 
-    pool = engine.pool
+    pool: Pool = engine.pool
     if isinstance(pool, InstrumentedQueuePool):
         pool.perfstack_metrics = metrics
+    size = pool.size() if isinstance(pool, QueuePool) else 0
+    metrics.pool_size.set(size)
     if isinstance(pool, QueuePool):
-        metrics.pool_size.set(pool.size())
         metrics.pool_max_overflow.set(max(pool._max_overflow, 0))
 
-    def _update(*_: Any) -> None:
-        current: Pool = engine.pool  # the engine's pool after any dispose()/recreate()
-        if isinstance(current, QueuePool):
-            metrics.pool_checked_out.set(current.checkedout())
-            metrics.pool_overflow.set(max(current.overflow(), 0))  # negative until the pool is full
+    # Counted here rather than read from the pool: a checkin event fires before the pool
+    # takes the connection back, so pool.checkedout() would still include it.
+    lock = threading.Lock()
+    state = {"out": 0}
 
-    # Pool events on the Engine follow it to a recreated pool.
-    for name in ("checkout", "checkin", "close"):
-        event.listen(engine, name, _update)
+    def _moved(delta: int) -> None:
+        with lock:
+            state["out"] += delta
+            out = state["out"]
+        metrics.pool_checked_out.set(out)
+        metrics.pool_overflow.set(max(0, out - size))
+
+    # Pool events on the Engine follow it to a pool recreated by dispose().
+    event.listen(engine, "checkout", lambda *_: _moved(+1))
+    event.listen(engine, "checkin", lambda *_: _moved(-1))
     return engine
