@@ -50,9 +50,10 @@ debian-packages:
 	fi
 
 lint: venv
-	$(PY) -m ruff check perfstack service tests benchmarks __main__.py
-	$(PY) -m ruff format --check perfstack service tests benchmarks __main__.py
+	$(PY) -m ruff check perfstack service alerts tests benchmarks __main__.py
+	$(PY) -m ruff format --check perfstack service alerts tests benchmarks __main__.py
 	$(PY) -m perfstack docs --check
+	$(PY) -m perfstack alerts check
 
 test: venv debian-packages lint
 	$(PY) -m pytest

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .paths import project_root
+from .rules.model import RuleError
 from .schema import SettingsError
 
 
@@ -63,6 +64,26 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts(args: argparse.Namespace) -> int:
+    from .rules import build
+
+    root = project_root()
+    if args.action == "build":
+        changed = build.write(root)
+        for path in changed:
+            print(f"wrote {path.relative_to(root)}")
+        print(f"alerts: {len(changed)} file(s) changed")
+        return 0
+    problems = build.stale(root)
+    for line in problems:
+        print(line)
+    if problems:
+        print("alerts/generated/ differs from alerts/*.py: run `perfstack alerts build` and commit the result")
+        return 1
+    print("alerts: generated rule files match the code")
+    return 0
+
+
 def _preflight(args: argparse.Namespace) -> int:
     """What `make up` needs on this machine, each missing piece named with how to get it."""
     import shutil
@@ -102,6 +123,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("-v", "--verbose", action="store_true", help="print each tool's output")
     v.set_defaults(func=_validate)
 
+    a = sub.add_parser("alerts", help="build alerts/generated/*.yml from alerts/*.py, or check they match")
+    a.add_argument("action", choices=["build", "check"])
+    a.set_defaults(func=_alerts)
+
     f = sub.add_parser("preflight", help="check that the Pulumi CLI and a Docker engine are available")
     f.set_defaults(func=_preflight)
 
@@ -119,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SettingsError as exc:
         print(f"error: invalid stack configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except RuleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -51,8 +51,11 @@ def build(root: Path | None = None) -> dict[str, pulumi.Input[str]]:
     settings = load_settings()
     content = configs.load_content(root or project_root())
 
+    try:  # renders and checks every file before any resource is registered
+        plain = configs.render(settings, content, configs.placeholder_secrets(settings))
+    except SettingsError as exc:
+        raise pulumi.RunError("invalid stack configuration:\n" + str(exc)) from None
     secrets = _secret_values(settings)
-    plain = configs.render(settings, content, configs.placeholder_secrets(settings))
     real = pulumi.Output.secret(
         pulumi.Output.all(**secrets).apply(lambda values: configs.render(settings, content, values))
     )

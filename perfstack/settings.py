@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,15 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class WatchdogSettings:
+    url: Secret | None = secret(
+        "Dead man's switch URL (healthchecks.io, Dead Man's Snitch, ...) that the always-firing Watchdog "
+        "alert pings; without it Watchdog goes to an empty `watchdog` receiver.",
+        "url",
+    )
+
+
+@dataclass(frozen=True)
 class AlertmanagerSettings:
     image: str = opt("prom/alertmanager:v0.28.1", "Image, pinned by tag (digest optional).", image_ref)
     port: int | None = opt(9093, "Host port for the UI and API; null leaves it unpublished.", port)
@@ -147,6 +157,45 @@ class AlertmanagerSettings:
     slack: SlackSettings = section(SlackSettings, "Slack receiver.")
     pagerduty: PagerDutySettings = section(PagerDutySettings, "PagerDuty receiver.")
     webhook: WebhookSettings = section(WebhookSettings, "Webhook receiver.")
+    watchdog: WatchdogSettings = section(WatchdogSettings, "Dead man's switch for the Watchdog alert.")
+
+
+ROUTE_TARGETS = ("critical", "warning", "null")
+
+
+def _alert_name(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[A-Z][A-Za-z0-9]*", value):
+        return value
+    raise Invalid("an alert name such as CacheHitRateLow")
+
+
+def _alert_routes(value: Any) -> tuple[tuple[str, str], ...]:
+    expected = "an object of alert names to critical, warning or null, such as {DbSlowQueries: critical}"
+    if not isinstance(value, Mapping):
+        raise Invalid(expected)
+    for k, v in value.items():
+        if not isinstance(k, str) or not re.fullmatch(r"[A-Z][A-Za-z0-9]*", k) or v not in ROUTE_TARGETS:
+            raise Invalid(expected)
+    return tuple(sorted(value.items()))
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    disabled: tuple[str, ...] = opt(
+        (),
+        "Alerts this stack does not run (removed from its rule files).",
+        list_of(_alert_name, "a list of alert names such as [CacheHitRateLow]"),
+        example="[RedisEvictions]",
+    )
+    routes: tuple[tuple[str, str], ...] = opt(
+        (),
+        "Per-alert routing overrides: critical (pages), warning (ticket) or null (nowhere).",
+        _alert_routes,
+        example="{DbSlowQueries: critical}",
+    )
+    runbook_base_url: str | None = opt(
+        None, "Where this team's RUNBOOK.md is published; every alert's runbook_url points there.", http_url
+    )
 
 
 # --- Grafana ------------------------------------------------------------------------------
@@ -255,6 +304,7 @@ class Settings:
     redis: RedisSettings = section(RedisSettings, "Redis for the application cache.")
     redis_exporter: RedisExporterSettings = section(RedisExporterSettings, "redis_exporter.")
     postgres_exporter: PostgresExporterSettings = section(PostgresExporterSettings, "postgres_exporter.")
+    alerts: AlertsSettings = section(AlertsSettings, "Which alerts run and where they go.")
     targets: tuple[Target, ...] = many(
         Target,
         "API instances Prometheus scrapes.",
@@ -342,6 +392,8 @@ def _check_consistency(s: Settings, problems: Problems) -> None:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.add("prometheus.remoteWrite", f"names must be unique, {dup!r} appears twice")
 
+    for name in sorted(set(s.alerts.disabled) & {n for n, _ in s.alerts.routes}):
+        problems.add(f"alerts.routes.{name}", "routes an alert that alerts.disabled removes")
     am = s.alertmanager
     configured = {
         "pagerduty": ("alertmanager.pagerduty.routingKey", am.pagerduty.routing_key),

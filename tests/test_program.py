@@ -232,7 +232,7 @@ def test_a_stack_without_receivers_routes_to_null_and_says_so(stack_run: Any) ->
     assert "null receiver" in run.outputs["alertRouting"]
     container = run.mocks.named("alertmanager-container")
     am = yaml.safe_load(upload(container, "/etc/alertmanager/alertmanager.yml")["content"])
-    assert [r["name"] for r in am["receivers"]] == ["null"]
+    assert [r["name"] for r in am["receivers"]] == ["null", "watchdog"]
 
 
 def test_no_postgres_exporter_without_a_dsn(stack_run: Any) -> None:
@@ -269,7 +269,7 @@ def test_receivers_from_secret_config_route_critical_and_warning() -> None:
     assert "pagerduty_configs" not in receivers["warning"]
     routes = {r["matchers"][0]: r["receiver"] for r in am["route"]["routes"]}
     assert routes['severity="critical"'] == "critical" and routes['severity="warning"'] == "warning"
-    assert routes['alertname="Watchdog"'] == "null"
+    assert routes['alertname="Watchdog"'] == "watchdog"
     assert run.outputs["alertRouting"] == "critical -> pagerduty, slack; warning -> slack"
 
 

@@ -265,8 +265,8 @@ def test_with_no_receiver_configured_every_alert_goes_to_the_null_receiver(
 def test_routed_alertmanager_config_passes_amtool(routed_alertmanager: Path) -> None:
     proc = run([tool("amtool"), "check-config", str(routed_alertmanager)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # null, critical (PagerDuty) and warning (Slack)
-    assert "3 receivers" in proc.stdout
+    # null, watchdog, critical (PagerDuty) and warning (Slack)
+    assert "4 receivers" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -275,12 +275,12 @@ def test_routed_alertmanager_config_passes_amtool(routed_alertmanager: Path) -> 
         (("severity=critical", "alertname=X"), "critical"),
         (("severity=warning", "alertname=X"), "warning"),
         (("severity=info", "alertname=X"), "null"),
-        # The dead man's switch never pages, whatever its severity.
-        (("severity=critical", "alertname=Watchdog"), "null"),
-        (("alertname=Watchdog",), "null"),
+        # The dead man's switch goes to its own receiver and never pages, whatever its severity.
+        (("severity=critical", "alertname=Watchdog"), "watchdog"),
+        (("alertname=Watchdog", "severity=info"), "watchdog"),
     ],
 )
-def test_critical_pages_warning_tickets_and_info_and_watchdog_go_nowhere(
+def test_critical_pages_warning_tickets_info_nowhere_and_watchdog_to_its_own_receiver(
     routed_alertmanager: Path, labels: tuple[str, ...], receiver: str
 ) -> None:
     proc = route(routed_alertmanager, receiver, *labels)
@@ -291,7 +291,7 @@ def test_critical_pages_warning_tickets_and_info_and_watchdog_go_nowhere(
 def test_routed_receivers_carry_the_configured_channels(routed_alertmanager: Path) -> None:
     config = yaml.safe_load(routed_alertmanager.read_text())
     receivers = {r["name"]: r for r in config["receivers"]}
-    assert set(receivers) == {"null", "critical", "warning"}
+    assert set(receivers) == {"null", "watchdog", "critical", "warning"}
     assert set(receivers["critical"]) == {"name", "pagerduty_configs"}
     assert set(receivers["warning"]) == {"name", "slack_configs"}
     # Rendered with placeholders: the configured secret values never reach the file.

@@ -28,6 +28,7 @@ __all__ = ["Content", "File", "load_content", "placeholder_secrets", "render", "
 
 def render(settings: Settings, content: Content, secrets: Mapping[str, str]) -> dict[str, File]:
     """All files of the stack, keyed by their path relative to the render folder."""
+    _check_alert_names(settings, content)
     placeholders = placeholder_secrets(settings)
     missing = sorted(set(placeholders) - set(secrets))
     if missing:
@@ -41,6 +42,21 @@ def render(settings: Settings, content: Content, secrets: Mapping[str, str]) -> 
     if dict(secrets) == placeholders:
         return flagged
     return {f.key: f.with_secret(flagged[f.key].secret) for f in _files(settings, content, secrets)}
+
+
+def _check_alert_names(settings: Settings, content: Content) -> None:
+    """perfstack:alerts names alerts that exist in the rule files the stack runs."""
+    from ..rules.build import alert_names
+    from ..schema import Problems
+
+    known = alert_names(dict(content.rule_files))
+    problems = Problems()
+    named = [("alerts.disabled", n) for n in settings.alerts.disabled]
+    named += [(f"alerts.routes.{n}", n) for n, _ in settings.alerts.routes]
+    for key, name in named:
+        if name not in known:
+            problems.add(key, f"names no alert in alerts/generated/: {name!r} (known: {', '.join(sorted(known))})")
+    problems.raise_if_any()
 
 
 def _files(settings: Settings, content: Content, secrets: Mapping[str, str]) -> list[File]:

@@ -17,6 +17,7 @@ from .base import HEADER, SERVICES, File, dump_yaml
 CONFIG_DIR = "/etc/alertmanager"
 DATA_DIR = "/alertmanager"
 NULL = "null"
+WATCHDOG = "watchdog"
 
 
 def command() -> list[str]:
@@ -70,15 +71,29 @@ def _receiver(name: str, channels: tuple[str, ...], settings: Settings, secrets:
 
 def alertmanager_yml(settings: Settings, secrets: Mapping[str, str]) -> str:
     am = settings.alertmanager
+    watchdog: dict[str, Any] = {"name": WATCHDOG}
+    if am.watchdog.url is not None:
+        watchdog["webhook_configs"] = [{"url": secrets[am.watchdog.url.key], "send_resolved": False}]
     routes: list[dict[str, Any]] = [
-        # The always-firing dead man's switch must not reach people through this route.
-        {"receiver": NULL, "matchers": ['alertname="Watchdog"']},
+        # The always-firing dead man's switch goes to its own receiver, never to people, and is
+        # re-sent often: the switch on the other end alarms when the pings stop.
+        {
+            "receiver": WATCHDOG,
+            "matchers": ['alertname="Watchdog"'],
+            "group_wait": "0s",
+            "group_interval": "1m",
+            "repeat_interval": "1m",
+        },
     ]
-    receivers: list[dict[str, Any]] = [{"name": NULL}]
+    receivers: list[dict[str, Any]] = [{"name": NULL}, watchdog]
+    severity_receiver = {sev: (sev if chans else NULL) for sev, chans in settings.routes().items()}
+    severity_receiver[NULL] = NULL
+    for alert, target in settings.alerts.routes:  # per-alert overrides from perfstack:alerts.routes
+        routes.append({"receiver": severity_receiver[target], "matchers": [f'alertname="{alert}"']})
     for severity, channels in settings.routes().items():
         if channels:
             receivers.append(_receiver(severity, channels, settings, secrets))
-        routes.append({"receiver": severity if channels else NULL, "matchers": [f'severity="{severity}"']})
+        routes.append({"receiver": severity_receiver[severity], "matchers": [f'severity="{severity}"']})
     routes.append({"receiver": NULL, "matchers": ['severity="info"']})
     config = {
         "global": {"resolve_timeout": "5m"},

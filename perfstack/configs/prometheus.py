@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..rules import build as rules_build
 from ..settings import Settings
 from .base import HEADER, SERVICES, Content, File, dump_yaml
 
@@ -101,6 +102,8 @@ def _remote_write(rw: Any, secrets: Mapping[str, str]) -> dict[str, Any]:
 def prometheus_files(settings: Settings, content: Content, secrets: Mapping[str, str]) -> list[File]:
     uid = SERVICES["prometheus"].user
     names = sorted(content.rule_files)
+    disabled = set(settings.alerts.disabled)
+    base_url = settings.alerts.runbook_base_url
     files = [
         File(
             "prometheus",
@@ -111,7 +114,13 @@ def prometheus_files(settings: Settings, content: Content, secrets: Mapping[str,
         )
     ]
     files += [
-        File("prometheus", f"rules/{name}", f"{CONFIG_DIR}/rules/{name}", content.rule_files[name], uid)
+        File(
+            "prometheus",
+            f"rules/{name}",
+            f"{CONFIG_DIR}/rules/{name}",
+            rules_build.for_stack(content.rule_files[name], disabled, base_url),
+            uid,
+        )
         for name in names
     ]
     return files
