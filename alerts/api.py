@@ -108,12 +108,18 @@ groups = [
         "slo.rules",
         [
             *_sli_rules(),
-            _budget_remaining("availability", "job:api_request_errors:rate5m", slo.AVAILABILITY_OBJECTIVE),
             Recording(
                 "job:api_slow_requests:rate5m",
                 f"sum by (job) (rate({DURATION}_count[5m]))\n"
                 f'  - sum by (job) (rate({DURATION}_bucket{{le="{LATENCY_LE}"}}[5m]))',
             ),
+        ],
+    ),
+    Group(
+        # 30 days of samples per evaluation: once a minute is plenty for a budget.
+        "slo_budget.rules",
+        [
+            _budget_remaining("availability", "job:api_request_errors:rate5m", slo.AVAILABILITY_OBJECTIVE),
             _budget_remaining("latency", "job:api_slow_requests:rate5m", slo.LATENCY_OBJECTIVE),
         ],
         interval="1m",
