@@ -54,6 +54,7 @@ lint: venv
 	$(PY) -m ruff format --check perfstack service alerts tests benchmarks __main__.py
 	$(PY) -m perfstack docs --check
 	$(PY) -m perfstack alerts check
+	$(PY) -m perfstack dashboards check
 
 test: venv debian-packages lint
 	$(PY) -m pytest

@@ -1,9 +1,11 @@
 """The ``perfstack`` command.
 
-perfstack render --stack dev --out build/dev     # the files the stack puts into containers
-perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
-perfstack docs --write                           # refresh the config reference
-perfstack preflight                              # what `make up` needs, and what is missing
+    perfstack render --stack dev --out build/dev     # the files the stack puts into containers
+    perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
+    perfstack alerts build|check                     # alerts/generated/*.yml from alerts/*.py
+    perfstack dashboards build|check|diff            # dashboards/generated/*.json; a PR-readable diff
+    perfstack docs --write                           # refresh the config reference
+    perfstack preflight                              # what `make up` needs, and what is missing
 """
 
 from __future__ import annotations
@@ -84,6 +86,30 @@ def _alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboards(args: argparse.Namespace) -> int:
+    from .dashboards import build
+
+    root = project_root()
+    if args.action == "build":
+        changed = build.write(root)
+        for path in changed:
+            print(f"wrote {path.relative_to(root)}")
+        print(f"dashboards: {len(changed)} file(s) changed")
+        return 0
+    if args.action == "check":
+        problems = build.stale(root)
+        for line in problems:
+            print(line)
+        if problems:
+            print("dashboards/generated/ differs from dashboards/*.dashboard.py: run `perfstack dashboards build`")
+            return 1
+        print("dashboards: generated JSON matches the code")
+        return 0
+    from .dashboards import diff
+
+    return diff.main(args, root)
+
+
 def _preflight(args: argparse.Namespace) -> int:
     """What `make up` needs on this machine, each missing piece named with how to get it."""
     import shutil
@@ -126,6 +152,12 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("alerts", help="build alerts/generated/*.yml from alerts/*.py, or check they match")
     a.add_argument("action", choices=["build", "check"])
     a.set_defaults(func=_alerts)
+
+    db = sub.add_parser("dashboards", help="build, check or diff the dashboards")
+    db.add_argument("action", choices=["build", "check", "diff"])
+    db.add_argument("--base", help="diff: git ref or folder of the old dashboards (default: merge base with main)")
+    db.add_argument("--head", help="diff: git ref or folder of the new dashboards (default: the working tree)")
+    db.set_defaults(func=_dashboards)
 
     f = sub.add_parser("preflight", help="check that the Pulumi CLI and a Docker engine are available")
     f.set_defaults(func=_preflight)

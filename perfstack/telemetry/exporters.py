@@ -22,3 +22,14 @@ PROMETHEUS_RULE_FAILURES = "prometheus_rule_evaluation_failures_total"
 PROMETHEUS_CONFIG_RELOAD_OK = "prometheus_config_last_reload_successful"
 ALERTMANAGER_NOTIFICATIONS = "alertmanager_notifications_total"
 ALERTMANAGER_NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+
+# Prometheus about itself (dashboards)
+SCRAPE_DURATION = "scrape_duration_seconds"
+PROMETHEUS_HEAD_SERIES = "prometheus_tsdb_head_series"
+PROMETHEUS_SAMPLES_APPENDED = "prometheus_tsdb_head_samples_appended_total"
+
+# postgres_exporter (0.15+; pg_stat_statements collector with --collector.stat_statements)
+PG_UP = "pg_up"
+PG_BACKENDS = "pg_stat_database_numbackends"
+PG_STATEMENT_CALLS = "pg_stat_statements_calls_total"
+PG_STATEMENT_SECONDS = "pg_stat_statements_seconds_total"
