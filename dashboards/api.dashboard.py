@@ -45,7 +45,7 @@ dashboard = dashboard(
                     "How many requests fell in each latency bucket over time (all selected endpoints).",
                     "s",
                     query(
-                        f"sum by (le) (rate({c.API_REQUEST_DURATION.name}_bucket{{{SEL}}}[$__rate_interval]))",
+                        f"sum by (le) (job_endpoint_le:{c.API_REQUEST_DURATION.name}_bucket:rate5m{{{SEL}}})",
                         "{{le}}",
                     ),
                 ),
