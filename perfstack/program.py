@@ -90,6 +90,17 @@ def build(root: Path | None = None) -> dict[str, pulumi.Input[str]]:
     )
     if settings.postgres_enabled:
         PostgresExporter("postgres-exporter", PostgresExporterArgs(settings.postgres_exporter, ctx))
+    cdn = settings.cdn
+    if cdn.enabled and cdn.manage_zone:
+        from .cdn.component import Cdn, CdnArgs  # pulumi_cloudflare is a large import: only when used
+
+        Cdn("cdn", CdnArgs(cdn))
+    cdn_role = (
+        "off"
+        if not cdn.enabled
+        else f"zone {cdn.zone_id} ({cdn.plan}): "
+        + ("rules and settings managed by this stack" if cdn.manage_zone else "purge only; another stack owns the rules")
+    )
 
     return {
         "network": network.name,
@@ -101,4 +112,6 @@ def build(root: Path | None = None) -> dict[str, pulumi.Input[str]]:
         "grafanaAdminPassword": grafana.admin_password,
         "redisUrl": redis.url,
         "redisPassword": redis.password,
+        "cdn": cdn_role,
+        "cdnZoneId": cdn.zone_id or "",
     }

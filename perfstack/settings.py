@@ -264,6 +264,28 @@ class PostgresExporterSettings:
     )
 
 
+CDN_PLANS = ("free", "pro", "business", "enterprise")
+
+
+def _zone_id(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value):
+        return value
+    raise Invalid("a Cloudflare zone id: 32 lower-case hex characters")
+
+
+def _hostname(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
+        return value
+    raise Invalid("a hostname such as www.example.com")
+
+
+def _retired(reason: str) -> Any:
+    def parse(value: Any) -> Any:
+        raise Invalid(f"left unset: {reason}")
+
+    return parse
+
+
 # --- Scrape targets and CDN ----------------------------------------------------------------
 
 
@@ -283,7 +305,57 @@ class Target:
 
 @dataclass(frozen=True)
 class CdnSettings:
-    enabled: bool = opt(False, "Manage Cloudflare cache, compression and image rules (not available yet).", boolean)
+    enabled: bool = opt(False, "Put the API behind Cloudflare (cache, compression and image rules; purge).", boolean)
+    plan: str = opt(
+        "free",
+        "The zone's Cloudflare plan; a setting the plan lacks is refused.",
+        one_of(*CDN_PLANS),
+    )
+    zone_id: str | None = opt(None, "The Cloudflare zone id (32 hex characters); required when enabled.", _zone_id)
+    manage_zone: bool = opt(
+        False,
+        "This stack owns the zone's rulesets and settings (one stack per zone); others only purge.",
+        boolean,
+    )
+    shared_zone: bool = opt(
+        False, "Several environments share this zone: `perfstack cdn purge --everything` needs --force.", boolean
+    )
+    hostnames: tuple[str, ...] = opt(
+        (),
+        "Hostnames the rules cover (the owner stack may list every environment's).",
+        list_of(_hostname, "a list of hostnames such as [www.example.com, staging.example.com]"),
+        example="[www.example.com]",
+    )
+    versioned_paths: tuple[str, ...] = opt(
+        ("/assets/", "/static/"),
+        "Path prefixes of content-hashed assets (cached for a year at the edge and in browsers).",
+        list_of(url_path, "a list of path prefixes such as [/assets/]"),
+    )
+    cacheable_api_paths: tuple[str, ...] = opt(
+        ("/api/v1/feature-flags", "/api/v1/merchants", "/api/v1/admin/dashboard/overview", "/api/v1/analytics/"),
+        "API GET paths cached by the origin's Cache-Control; every other /api/ path bypasses the cache.",
+        list_of(url_path, "a list of path prefixes such as [/api/v1/feature-flags]"),
+    )
+    html_edge_ttl: int = opt(60, "Edge TTL of HTML in seconds (served stale while revalidating).", positive_int)
+    polish: str | None = opt(
+        None, "Image optimisation: off, lossless or lossy (pro and up); default lossless where the plan has it.",
+        one_of("off", "lossless", "lossy"),
+    )
+    webp: bool | None = opt(None, "Serve WebP to browsers that accept it (pro and up, needs polish).", boolean)
+    image_transformations: bool | None = opt(
+        None, "Image transformations for responsive sizes and thumbnails (pro and up).", boolean
+    )
+    regional_tiered_cache: bool = opt(False, "Regional Tiered Cache (enterprise).", boolean)
+    minify: Any = opt(
+        None,
+        "Refused: Cloudflare retired Auto Minify; minify at build time.",
+        _retired("Cloudflare retired Auto Minify in 2024; minify assets at build time"),
+    )
+    brotli: Any = opt(
+        None,
+        "Refused: Cloudflare retired the brotli zone setting; the compression rules choose brotli.",
+        _retired("Cloudflare retired the brotli zone setting; perfstack's compression rules already serve brotli"),
+    )
 
 
 # --- The whole stack ----------------------------------------------------------------------
@@ -310,7 +382,7 @@ class Settings:
         "API instances Prometheus scrapes.",
         example='[{address: "host.docker.internal:8000", labels: {service: reference-api}}]',
     )
-    cdn: CdnSettings = section(CdnSettings, "Cloudflare CDN (a later release fills this in).")
+    cdn: CdnSettings = section(CdnSettings, "Cloudflare CDN: cache, compression and image rules, purge.")
 
     # Derived facts, so components and renderers agree.
     @property
@@ -446,8 +518,38 @@ def _check_consistency(s: Settings, problems: Problems) -> None:
                 f"targets[{i}].job", f"must not reuse a built-in job name ({', '.join(RESERVED_JOBS)}), got {t.job!r}"
             )
 
-    if s.cdn.enabled:
-        problems.add("cdn.enabled", "is not supported yet: the Cloudflare component is not built; set it to false")
+    _check_cdn(s.cdn, problems)
+
+
+# What each plan lacks, in the order plans grow (FACTS.md §3; Cloudflare's plan pages).
+CDN_FEATURE_PLAN = {
+    "polish": "pro",
+    "webp": "pro",
+    "imageTransformations": "pro",
+    "regionalTieredCache": "enterprise",
+}
+
+
+def _check_cdn(cdn: CdnSettings, problems: Problems) -> None:
+    if not cdn.enabled:
+        return
+    if cdn.zone_id is None:
+        problems.add("cdn.zoneId", "is required when cdn.enabled is true (the zone's id, 32 hex characters)")
+    if cdn.manage_zone and not cdn.hostnames:
+        problems.add("cdn.hostnames", "is required when cdn.manageZone is true: the hostnames the rules cover")
+    rank = CDN_PLANS.index(cdn.plan)
+    asked = {
+        "polish": cdn.polish not in (None, "off"),
+        "webp": bool(cdn.webp),
+        "imageTransformations": bool(cdn.image_transformations),
+        "regionalTieredCache": cdn.regional_tiered_cache,
+    }
+    for key, wanted in asked.items():
+        needs = CDN_FEATURE_PLAN[key]
+        if wanted and rank < CDN_PLANS.index(needs):
+            problems.add(f"cdn.{key}", f"needs the {needs} plan or higher; cdn.plan is {cdn.plan}")
+    if cdn.webp and cdn.polish == "off":
+        problems.add("cdn.webp", "needs cdn.polish lossless or lossy (WebP is part of Polish)")
 
 
 RESERVED_JOBS = ("prometheus", "alertmanager", "grafana", "redis", "postgres")

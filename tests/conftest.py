@@ -38,6 +38,12 @@ KNOWN_TYPES = {
     "perfstack:index:Grafana",
     "perfstack:index:Redis",
     "perfstack:index:PostgresExporter",
+    "perfstack:index:Cdn",
+    "cloudflare:index/ruleset:Ruleset",
+    "cloudflare:index/zoneSetting:ZoneSetting",
+    "cloudflare:index/tieredCache:TieredCache",
+    "cloudflare:index/argoTieredCaching:ArgoTieredCaching",
+    "cloudflare:index/regionalTieredCache:RegionalTieredCache",
 }
 
 

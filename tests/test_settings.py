@@ -86,7 +86,7 @@ def test_an_empty_stack_gets_the_documented_defaults() -> None:
             {"targets": [{"address": "a:1"}, {"address": "b:1", "scheme": "https"}]},
             "perfstack:targets[1] shares job 'api' with another target but not its metricsPath and scheme",
         ),
-        ({"cdn": {"enabled": True}}, "perfstack:cdn.enabled is not supported yet"),
+        ({"cdn": {"enabled": True}}, "perfstack:cdn.zoneId is required when cdn.enabled is true"),
         ({"prometheus": {"retenion": "30d"}}, "perfstack:prometheus.retenion is not a known setting; expected one of:"),
         ({"promethues": {}}, "perfstack:promethues is not a known setting"),
         ({"prometheus": ["30d"]}, "perfstack:prometheus must be an object with keys image, port"),

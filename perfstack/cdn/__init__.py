@@ -1,0 +1,1 @@
+"""Cloudflare: the CDN component (cache, compression and image rules) and the deploy-time purge."""
