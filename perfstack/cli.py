@@ -1,11 +1,11 @@
 """The ``perfstack`` command.
 
-    perfstack render --stack dev --out build/dev     # the files the stack puts into containers
-    perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
-    perfstack alerts build|check                     # alerts/generated/*.yml from alerts/*.py
-    perfstack dashboards build|check|diff            # dashboards/generated/*.json; a PR-readable diff
-    perfstack docs --write                           # refresh the config reference
-    perfstack preflight                              # what `make up` needs, and what is missing
+perfstack render --stack dev --out build/dev     # the files the stack puts into containers
+perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
+perfstack alerts build|check                     # alerts/generated/*.yml from alerts/*.py
+perfstack dashboards build|check|diff            # dashboards/generated/*.json; a PR-readable diff
+perfstack docs --write                           # refresh the config reference
+perfstack preflight                              # what `make up` needs, and what is missing
 """
 
 from __future__ import annotations

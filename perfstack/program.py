@@ -99,7 +99,7 @@ def build(root: Path | None = None) -> dict[str, pulumi.Input[str]]:
         "off"
         if not cdn.enabled
         else f"zone {cdn.zone_id} ({cdn.plan}): "
-        + ("rules and settings managed by this stack" if cdn.manage_zone else "purge only; another stack owns the rules")
+        + ("rules and settings managed by this stack" if cdn.manage_zone else "purge only (rules owned elsewhere)")
     )
 
     return {

@@ -274,7 +274,8 @@ def _zone_id(value: Any) -> str:
 
 
 def _hostname(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
+    label = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    if isinstance(value, str) and re.fullmatch(rf"(?=.{{1,253}}$)({label}\.)+[a-z]{{2,63}}", value):
         return value
     raise Invalid("a hostname such as www.example.com")
 
@@ -338,7 +339,8 @@ class CdnSettings:
     )
     html_edge_ttl: int = opt(60, "Edge TTL of HTML in seconds (served stale while revalidating).", positive_int)
     polish: str | None = opt(
-        None, "Image optimisation: off, lossless or lossy (pro and up); default lossless where the plan has it.",
+        None,
+        "Image optimisation: off, lossless or lossy (pro and up); default lossless where the plan has it.",
         one_of("off", "lossless", "lossy"),
     )
     webp: bool | None = opt(None, "Serve WebP to browsers that accept it (pro and up, needs polish).", boolean)

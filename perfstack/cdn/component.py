@@ -18,7 +18,9 @@ import pulumi_cloudflare as cf
 from ..settings import CDN_PLANS, CdnSettings
 
 YEAR = 31_536_000
-ASSET_EXTENSIONS = ("css", "js", "mjs", "map", "woff", "woff2", "ttf", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico")
+ASSET_EXTENSIONS = (
+    "css", "js", "mjs", "map", "woff", "woff2", "ttf", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico",
+)  # fmt: skip
 COMPRESSIBLE = (
     "text/html", "text/css", "text/plain", "text/javascript", "application/javascript",
     "application/json", "application/xml", "image/svg+xml",
@@ -75,16 +77,12 @@ def cache_rules(cdn: CdnSettings, feats: Features) -> list[cf.RulesetRuleArgs]:
     re-enable caching for the cacheable GET endpoints."""
     ex = expressions(cdn)
     A = cf.RulesetRuleActionParametersArgs
+    status_ttl = cf.RulesetRuleActionParametersEdgeTtlStatusCodeTtlArgs
+    status_range = cf.RulesetRuleActionParametersEdgeTtlStatusCodeTtlStatusCodeRangeArgs
     error_ttls = (
         [
-            cf.RulesetRuleActionParametersEdgeTtlStatusCodeTtlArgs(
-                status_code_range=cf.RulesetRuleActionParametersEdgeTtlStatusCodeTtlStatusCodeRangeArgs(from_=400, to=499),
-                value=60,
-            ),
-            cf.RulesetRuleActionParametersEdgeTtlStatusCodeTtlArgs(
-                status_code_range=cf.RulesetRuleActionParametersEdgeTtlStatusCodeTtlStatusCodeRangeArgs(from_=500, to=599),
-                value=-1,  # no-store
-            ),
+            status_ttl(status_code_range=status_range(from_=400, to=499), value=60),
+            status_ttl(status_code_range=status_range(from_=500, to=599), value=-1),  # -1: no-store
         ]
         if feats.status_code_ttls
         else None
@@ -198,7 +196,8 @@ class Cdn(pulumi.ComponentResource):
                     action="compress_response",
                     action_parameters=cf.RulesetRuleActionParametersArgs(
                         algorithms=[
-                            cf.RulesetRuleActionParametersAlgorithmArgs(name=n) for n in ("zstd", "brotli", "gzip", "auto")
+                            cf.RulesetRuleActionParametersAlgorithmArgs(name=n)
+                            for n in ("zstd", "brotli", "gzip", "auto")
                         ]
                     ),
                     enabled=True,
@@ -207,7 +206,9 @@ class Cdn(pulumi.ComponentResource):
             opts=child,
         )
         self.settings = [
-            cf.ZoneSetting(f"{name}-{sid.replace('_', '-')}", zone_id=cdn.zone_id, setting_id=sid, value=value, opts=child)
+            cf.ZoneSetting(
+                f"{name}-{sid.replace('_', '-')}", zone_id=cdn.zone_id, setting_id=sid, value=value, opts=child
+            )
             for sid, value in zone_settings(feats).items()
         ]
         # Smart Tiered Cache sits on top of Tiered Caching: both on.
