@@ -16,7 +16,8 @@ How the two sides are compared:
    (a rename), and whatever is still left over was added or removed.
 3. A matched pair is compared field by field: row, type, unit, thresholds, datasource,
    description, and each query by ``refId`` (PromQL compared and shown *normalised*, so
-   re-indenting a query or reordering its label matchers is not a change).
+   re-indenting a query or reordering its label matchers is not a change). Any other field that
+   differs is listed on a ``settings:`` bullet, so no change goes unreported.
 4. Panel ids and the dashboard ``version`` are ignored; grid positions are counted and summarised
    as one ``layout:`` line per dashboard.
 
@@ -247,8 +248,8 @@ def _thresholds(panel: dict[str, Any]) -> str:
 
 
 def _number(value: Any) -> str:
-    """0.1 as 0.1, 1000.0 as 1000, 1e-06 as 1e-06."""
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
+    """0.1 as 0.1, 1000.0 as 1000, 1e-06 as 1e-06: the shortest exact form (never rounded)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _others(old: dict[str, Any], new: dict[str, Any], handled: set[str]) -> list[str]:
