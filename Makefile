@@ -68,9 +68,10 @@ validate: venv
 docs: venv
 	$(PY) -m perfstack docs --write
 
-# The reference API (DATABASE_URL, REDIS_URL; see service/__main__.py).
+# The reference API (DATABASE_URL, REDIS_URL; see service/__main__.py). It listens on every
+# interface so the dev stack's Prometheus container reaches it as host.docker.internal:8000.
 api: venv
-	$(PY) -m service serve --port $${PORT:-8000}
+	$(PY) -m service serve --host $${HOST:-0.0.0.0} --port $${PORT:-8000}
 
 seed: venv
 	$(PY) -m service seed
