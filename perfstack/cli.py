@@ -167,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="update Pulumi.yaml and README.md")
     g.add_argument("--check", action="store_true", help="exit 1 when either file is out of date")
     d.set_defaults(func=_docs)
+    from .cdn import purge as cdn_purge
+
+    cdn_purge.add_parser(sub)
     return p
 
 
