@@ -128,3 +128,11 @@ def fmt(value: float) -> str:
 
 def percent(value: float) -> str:
     return fmt(value * 100) + "%"
+
+# --- The load-test gate (perfstack loadtest) -------------------------------------------------------
+
+LOAD_P95_SECONDS = API_P95_SECONDS  # a run fails when p95 is above the API target
+LOAD_P99_SECONDS = DB_QUERY_MAX_SECONDS  # the plan names no p99: the gate holds it to the 500 ms "none over" line
+LOAD_ERROR_RATE = ERROR_RATE  # a run fails above the plan's error rate
+LOAD_MIN_ACHIEVED = 0.95  # ... or when it delivers less than 95 % of the target arrival rate (coordinated omission)
+LOAD_GENERATOR_CPU_MAX = 0.9  # ... and is not passed when the load generator itself used more than 90 % of a core

@@ -1,0 +1,1 @@
+"""Load testing with an SLO gate: profiles, the gate, Locust and JMeter runs and their reports."""
