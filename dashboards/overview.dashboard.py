@@ -47,7 +47,7 @@ dashboard = dashboard(
                     thresholds=[Threshold(0, good_below=False), Threshold(0.25, good_below=False)],
                 ),
                 stat(
-                    "Request rate",
+                    "Request rate now",
                     "Requests per second over the last 5 minutes.",
                     "reqps",
                     [query(f"sum(job:api_requests:rate5m{{{JOB}}})")],

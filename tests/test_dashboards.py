@@ -85,6 +85,12 @@ def test_output_is_deterministic_sorted_and_ends_with_a_newline() -> None:
         assert "id" not in board and board["version"] == 1
 
 
+def test_panel_titles_are_unique_within_a_dashboard() -> None:
+    for name, board in BOARDS.items():
+        titles = [p["title"] for p in panels(board)]
+        assert len(titles) == len(set(titles)), (name, sorted(t for t in titles if titles.count(t) > 1))
+
+
 def test_uids_are_unique_and_derived_from_the_file_name() -> None:
     uids = [b["uid"] for b in BOARDS.values()]
     assert len(set(uids)) == len(uids)
