@@ -5,7 +5,8 @@ Run it with ``python -m service serve`` (DATABASE_URL, REDIS_URL; see ``--help``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
@@ -70,6 +71,27 @@ def get_session(request: Request) -> Iterator[Session]:
 DB = Annotated[Session, Depends(get_session)]
 
 
+def releases_session(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the request's database connection back as soon as the endpoint returns.
+
+    FastAPI closes a ``yield`` dependency only after it has validated and serialised the
+    response, which for a sync endpoint needs a thread of the same pool the endpoints run in.
+    Under load every thread can end up waiting for a connection that is held by a finished
+    request waiting for a thread: the API stalls until the pool times out. Closing the session
+    here, inside the endpoint's own thread, breaks that cycle (and cache hits, which execute no
+    statement, never check a connection out at all).
+    """
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            kwargs["session"].close()
+
+    return run
+
+
 def create_app(config: Config | None = None, metrics: Metrics | None = None) -> FastAPI:
     config = config or Config.from_env()
     metrics = metrics or default_metrics()
@@ -99,6 +121,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
     instrument_app(app, metrics)
 
     @app.get("/health")
+    @releases_session
     def health(session: DB) -> dict[str, str]:
         try:
             session.execute(text("SELECT 1"))
@@ -115,6 +138,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- feature flags (cache: feature_flags, 300 s) --------------------------------------
     @app.get("/api/v1/feature-flags")
+    @releases_session
     def feature_flags(session: DB) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
             rows = session.scalars(
@@ -125,6 +149,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("feature_flags", "all", load)
 
     @app.put("/api/v1/feature-flags/{name}")
+    @releases_session
     def set_feature_flag(name: str, body: FlagUpdate, session: DB) -> dict[str, Any]:
         result = session.execute(
             update(FeatureFlag).where(FeatureFlag.name == name).values(enabled=body.enabled, updated_at=func.now())
@@ -137,6 +162,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- merchants (cache: merchant_data, 600 s) -------------------------------------------
     @app.get("/api/v1/merchants")
+    @releases_session
     def merchants(
         session: DB,
         status: Annotated[str | None, Query(pattern="^(" + "|".join(MERCHANT_STATUSES) + ")$")] = None,
@@ -153,6 +179,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("merchant_data", f"list:{status or 'all'}:{limit}:{offset}", load)
 
     @app.get("/api/v1/merchants/{merchant_id}")
+    @releases_session
     def merchant(merchant_id: int, session: DB) -> dict[str, Any]:
         def load() -> dict[str, Any]:
             m = session.execute(
@@ -165,6 +192,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("merchant_data", f"merchant:{merchant_id}", load)
 
     @app.patch("/api/v1/merchants/{merchant_id}")
+    @releases_session
     def update_merchant(merchant_id: int, body: MerchantPatch, session: DB) -> dict[str, Any]:
         changes = body.model_dump(exclude_none=True)
         if not changes:
@@ -185,6 +213,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- admin dashboard and analytics (cache: dashboard_stats, 60 s) ----------------------
     @app.get("/api/v1/admin/dashboard/overview")
+    @releases_session
     def dashboard_overview(session: DB) -> dict[str, Any]:
         def load() -> dict[str, Any]:
             by_status = dict(
@@ -207,6 +236,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("dashboard_stats", "overview", load)
 
     @app.get("/api/v1/analytics/merchants-by-status")
+    @releases_session
     def merchants_by_status(session: DB) -> dict[str, int]:
         def load() -> dict[str, int]:
             rows = session.execute(
@@ -219,6 +249,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("dashboard_stats", "merchants_by_status", load)
 
     @app.get("/api/v1/analytics/tickets-per-day")
+    @releases_session
     def tickets_per_day(session: DB, days: Annotated[int, Query(ge=1, le=90)] = 7) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
             rows = session.execute(
@@ -235,6 +266,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- users (cache: user_preferences, 1800 s) -------------------------------------------
     @app.get("/api/v1/users/by-email")
+    @releases_session
     def user_by_email(session: DB, email: Annotated[str, Query(min_length=3, max_length=320)]) -> dict[str, Any]:
         u = session.execute(
             select(User).where(User.email == email.lower()).execution_options(operation="user_by_email")
@@ -244,6 +276,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return _row(u, "id", "email", "name", "created_at")
 
     @app.get("/api/v1/users/{user_id}/preferences")
+    @releases_session
     def user_preferences(user_id: int, session: DB) -> dict[str, Any]:
         def load() -> dict[str, Any]:
             prefs = session.execute(
@@ -256,6 +289,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("user_preferences", f"user:{user_id}", load)
 
     @app.put("/api/v1/users/{user_id}/preferences")
+    @releases_session
     def set_user_preferences(user_id: int, body: Preferences, session: DB) -> dict[str, Any]:
         result = session.execute(update(User).where(User.id == user_id).values(preferences=body.preferences))
         if result.rowcount == 0:
@@ -266,6 +300,7 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- support tickets ---------------------------------------------------------------------
     @app.get("/api/v1/support-tickets/recent")
+    @releases_session
     def recent_tickets(session: DB, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
         rows = session.scalars(
             select(SupportTicket)

@@ -224,3 +224,47 @@ def test_metrics_from_several_worker_processes_are_summed(seeded_url: str, redis
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_more_requests_in_flight_than_threads_and_connections_do_not_stall_the_api(seeded_url: str) -> None:
+    """With a 2-connection pool and 150 requests in flight (more than the 40 worker threads plus
+    the pool), every request still completes: connections go back before FastAPI serialises."""
+    import asyncio
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": seeded_url, "CACHE_ENABLED": "false",
+           "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "10"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.2)
+
+        async def burst() -> list[int]:
+            limits = httpx.Limits(max_connections=200)
+            async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+                responses = await asyncio.gather(
+                    *(client.get(f"/api/v1/users/by-email?email=user{i + 1}@example.com") for i in range(150))
+                )
+                return [r.status_code for r in responses]
+
+        statuses = asyncio.run(burst())
+        assert statuses == [200] * 150
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert "db_pool_checkout_timeouts_total 0.0" in metrics
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
