@@ -128,3 +128,38 @@ def test_metrics_endpoint_serves_the_contract_and_is_not_counted(
 
 def test_the_middleware_is_pure_asgi() -> None:
     assert not issubclass(PrometheusMiddleware, BaseHTTPMiddleware)
+
+
+def test_metrics_are_gzipped_for_scrapers_that_accept_it_and_openmetrics_on_request(
+    client: TestClient, registry: CollectorRegistry
+) -> None:
+    import gzip
+
+    client.get("/items/1")
+    zipped = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert b"api_requests_total" in zipped.content  # httpx decodes it transparently
+    om = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert om.headers["content-type"].startswith("application/openmetrics-text") and om.text.endswith("# EOF\n")
+    only = client.get("/metrics?name[]=api_requests_total", headers={"Accept-Encoding": "identity"}).text
+    assert "api_requests_total{" in only and "db_query_duration_seconds" not in only
+    assert gzip.decompress(gzip.compress(b"x")) == b"x"
+
+
+def test_request_tallies_match_the_standard_collectors_semantics(registry: CollectorRegistry) -> None:
+    from perfstack.telemetry.tally import RequestTally
+
+    tally = RequestTally((0.1, 0.5))
+    tally.observe("GET", "/a", "200", 0.05)
+    tally.observe("GET", "/a", "500", 0.1)  # on a bound: counts in that bucket (le is inclusive)
+    tally.observe("GET", "/a", "200", 2.0)
+    reg = CollectorRegistry()
+    reg.register(tally)
+    get = reg.get_sample_value
+    assert get("api_requests_total", {"method": "GET", "endpoint": "/a", "status": "200"}) == 2
+    assert get("api_requests_total", {"method": "GET", "endpoint": "/a", "status": "500"}) == 1
+    assert get("api_request_duration_seconds_bucket", {"method": "GET", "endpoint": "/a", "le": "0.1"}) == 2
+    assert get("api_request_duration_seconds_bucket", {"method": "GET", "endpoint": "/a", "le": "0.5"}) == 2
+    assert get("api_request_duration_seconds_bucket", {"method": "GET", "endpoint": "/a", "le": "+Inf"}) == 3
+    assert get("api_request_duration_seconds_count", {"method": "GET", "endpoint": "/a"}) == 3
+    assert abs(get("api_request_duration_seconds_sum", {"method": "GET", "endpoint": "/a"}) - 2.15) < 1e-9

@@ -21,12 +21,16 @@ Under several worker processes (gunicorn/uvicorn ``--workers``), set
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from time import perf_counter
 from typing import Any
+from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, make_asgi_app, multiprocess
+import anyio.to_thread
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.exposition import choose_encoder
 
 from .contract import HTTP_METHODS, OTHER_METHOD, UNMATCHED_ENDPOINT
 from .metrics import Metrics, default_metrics
@@ -50,6 +54,7 @@ class PrometheusMiddleware:
         self.app = app
         self.metrics = metrics or default_metrics()
         self.exclude = frozenset(exclude_paths)
+        self.tally = self.metrics.http
         # Label children cached by label values: the sets are bounded by the contract.
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
@@ -78,6 +83,9 @@ class PrometheusMiddleware:
         if method not in HTTP_METHODS:
             method = OTHER_METHOD
         endpoint = route_template(scope, root_path)
+        if self.tally is not None:
+            self.tally.observe(method, endpoint, str(status), elapsed)
+            return
         key = (method, endpoint)
         histogram = self._histograms.get(key)
         if histogram is None:
@@ -101,7 +109,13 @@ def route_template(scope: Scope, root_path: str = "") -> str:
 
 
 def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
-    """The /metrics endpoint: the given registry, or every worker's values in multiprocess mode."""
+    """The /metrics endpoint: the given registry, or every worker's values in multiprocess mode.
+
+    The exposition is rendered (and gzipped when the scraper accepts it, as Prometheus does) in
+    a worker thread: rendering tens of thousands of series takes a few hundred milliseconds,
+    which on the event loop would stall every request in flight for the length of each scrape.
+    The Accept header picks the text format or OpenMetrics; ``name[]`` restricts the output.
+    """
     if registry is None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -109,7 +123,26 @@ def metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
         from prometheus_client import REGISTRY
 
         registry = REGISTRY
-    return make_asgi_app(registry=registry)
+    source = registry
+
+    def render(accept: str, names: list[str], gzipped: bool) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        target = source.restricted_registry(names) if names else source
+        body = encoder(target)
+        return (gzip.compress(body, compresslevel=3) if gzipped else body), content_type
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        names = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("name[]", [])
+        gzipped = "gzip" in headers.get("accept-encoding", "")
+        body, content_type = await anyio.to_thread.run_sync(render, headers.get("accept", ""), names, gzipped)
+        response_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        if gzipped:
+            response_headers.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
 
 
 def instrument_app(app: Any, metrics: Metrics | None = None, metrics_path: str = "/metrics") -> Any:

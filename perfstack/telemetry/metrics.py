@@ -10,12 +10,14 @@ Tests build a fresh set on a fresh registry; an application uses :func:`default_
 
 from __future__ import annotations
 
+import os
 import threading
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from . import contract as c
 from .contract import MetricSpec
+from .tally import RequestTally
 
 
 def _counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter:
@@ -35,8 +37,15 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
-        self.requests = _counter(c.API_REQUESTS, registry)
-        self.request_duration = _histogram(c.API_REQUEST_DURATION, registry)
+        # HTTP requests: lock-free tallies in one process; prometheus_client's shared-file
+        # values under multiprocess mode (PROMETHEUS_MULTIPROC_DIR), where tallies cannot go.
+        self.http: RequestTally | None = None
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.requests = _counter(c.API_REQUESTS, registry)
+            self.request_duration = _histogram(c.API_REQUEST_DURATION, registry)
+        else:
+            self.http = RequestTally()
+            registry.register(self.http)
         self.query_duration = _histogram(c.DB_QUERY_DURATION, registry)
         self.pool_size = _gauge(c.DB_POOL_SIZE, registry)
         self.pool_max_overflow = _gauge(c.DB_POOL_MAX_OVERFLOW, registry)
