@@ -19,7 +19,11 @@ def _sli_rules() -> list[Recording]:
     for w in slo.sli_windows():
         rules += [
             Recording(f"job:api_requests:rate{w}", f"sum by (job) (rate({REQUESTS}[{w}]))"),
-            Recording(f"job:api_request_errors:rate{w}", f"sum by (job) (rate({REQUESTS}{{{ERRORS}}}[{w}]))"),
+            # `or ... * 0`: an API that never failed has no 5xx series; its error rate is 0, not absent.
+            Recording(
+                f"job:api_request_errors:rate{w}",
+                f"sum by (job) (rate({REQUESTS}{{{ERRORS}}}[{w}]))\n  or sum by (job) (rate({REQUESTS}[{w}])) * 0",
+            ),
             Recording(
                 f"job:api_request_errors:ratio_rate{w}", f"job:api_request_errors:rate{w} / job:api_requests:rate{w}"
             ),
@@ -97,8 +101,9 @@ groups = [
             Recording("job_endpoint:api_requests:rate5m", f"sum by (job, endpoint) (rate({REQUESTS}[5m]))"),
             Recording(
                 "job_endpoint:api_request_errors:ratio_rate5m",
-                f"sum by (job, endpoint) (rate({REQUESTS}{{{ERRORS}}}[5m]))\n"
-                f"  / sum by (job, endpoint) (rate({REQUESTS}[5m]))",
+                f"(\n  sum by (job, endpoint) (rate({REQUESTS}{{{ERRORS}}}[5m]))\n"
+                f"  or sum by (job, endpoint) (rate({REQUESTS}[5m])) * 0\n)\n"
+                f"/ sum by (job, endpoint) (rate({REQUESTS}[5m]))",
             ),
             *_quantiles("job", "job"),
             *_quantiles("job_endpoint", "job, endpoint"),

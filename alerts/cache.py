@@ -6,25 +6,25 @@ from perfstack.telemetry import contract as c
 
 LOOKUPS = c.CACHE_REQUESTS.name
 
+
+def _share(level: str, by: str, result: str, name: str) -> Recording:
+    return Recording(
+        f"{level}:{name}:ratio_rate5m",
+        f'(\n  sum by ({by}) (rate({LOOKUPS}{{result="{result}"}}[5m]))\n'
+        f"  or sum by ({by}) (rate({LOOKUPS}[5m])) * 0\n)\n"
+        f"/ sum by ({by}) (rate({LOOKUPS}[5m]))",
+    )
+
+
 groups = [
     Group(
         "cache.rules",
         [
             Recording("job_cache:cache_requests:rate5m", f"sum by (job, cache) (rate({LOOKUPS}[5m]))"),
-            Recording(
-                "job_cache:cache_hits:ratio_rate5m",
-                f'sum by (job, cache) (rate({LOOKUPS}{{result="{c.CACHE_HIT}"}}[5m]))\n'
-                f"  / sum by (job, cache) (rate({LOOKUPS}[5m]))",
-            ),
-            Recording(
-                "job_cache:cache_errors:ratio_rate5m",
-                f'sum by (job, cache) (rate({LOOKUPS}{{result="{c.CACHE_ERROR}"}}[5m]))\n'
-                f"  / sum by (job, cache) (rate({LOOKUPS}[5m]))",
-            ),
-            Recording(
-                "job:cache_hits:ratio_rate5m",
-                f'sum by (job) (rate({LOOKUPS}{{result="{c.CACHE_HIT}"}}[5m]))\n  / sum by (job) (rate({LOOKUPS}[5m]))',
-            ),
+            # `or ... * 0`: a result never seen has no series; its share is 0, not absent.
+            _share("job_cache", "job, cache", c.CACHE_HIT, "cache_hits"),
+            _share("job_cache", "job, cache", c.CACHE_ERROR, "cache_errors"),
+            _share("job", "job", c.CACHE_HIT, "cache_hits"),
         ],
     ),
     Group(

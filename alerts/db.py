@@ -7,6 +7,7 @@ from perfstack.telemetry import contract as c
 QUERY = c.DB_QUERY_DURATION.name
 SLOW_LE = slo.fmt(slo.DB_QUERY_MAX_SECONDS)
 GUARD = f"job:db_queries:rate5m > {slo.fmt(slo.MIN_QUERY_RATE)}"
+WAIT = c.DB_POOL_CHECKOUT_WAIT.name
 
 
 def _quantiles(level: str, by: str) -> list[Recording]:
@@ -62,7 +63,7 @@ groups = [
                 for_=slo.FOR["DbQueryLatencyHigh"],
                 summary="Database queries are slower than the plan allows.",
                 description=(
-                    "{{ $labels.job }}: {{ with $labels.quantile }}p{{ . }} {{ else }}average {{ end }}"
+                    "{{ $labels.job }}: {{ if $labels.quantile }}p95 {{ else }}average {{ end }}"
                     "query time is {{ $value | humanizeDuration }} over the last 5m (targets: average "
                     f"{slo.fmt(slo.DB_QUERY_AVG_SECONDS * 1000)}ms, p95 {slo.fmt(slo.DB_QUERY_P95_SECONDS * 1000)}ms)."
                 ),
@@ -74,7 +75,7 @@ groups = [
                 for_=slo.FOR["DbSlowQueries"],
                 summary=f"Database queries are taking longer than {slo.fmt(slo.DB_QUERY_MAX_SECONDS * 1000)}ms.",
                 description=(
-                    "{{ $labels.job }}: {{ $value | humanize }} queries per second took longer than "
+                    '{{ $labels.job }}: {{ $value | printf "%.3g" }} queries per second took longer than '
                     f"{slo.fmt(slo.DB_QUERY_MAX_SECONDS * 1000)}ms over the last 5m; the plan allows none. "
                     "db_query_duration_seconds by operation shows which."
                 ),
@@ -82,14 +83,18 @@ groups = [
             Alert(
                 "DbPoolSaturated",
                 f"job:db_pool_checked_out:ratio > {slo.fmt(slo.DB_POOL_SATURATION)}\n"
-                f"or sum by (job) (avg_over_time({c.DB_POOL_WAITING.name}[5m])) > {slo.fmt(slo.DB_POOL_WAITING)}\n"
+                f"or (\n  sum by (job) (rate({WAIT}_count[5m]))\n"
+                f'  - sum by (job) (rate({WAIT}_bucket{{le="{slo.fmt(slo.DB_POOL_WAIT_SECONDS)}"}}[5m]))\n'
+                f") / sum by (job) (rate({WAIT}_count[5m])) > {slo.fmt(slo.DB_POOL_SLOW_CHECKOUTS)}\n"
                 f"or sum by (job) (rate({c.DB_POOL_TIMEOUTS.name}[5m])) > 0",
                 severity="warning",
                 for_=slo.FOR["DbPoolSaturated"],
                 summary="The database connection pool is nearly exhausted or requests wait for connections.",
                 description=(
-                    "{{ $labels.job }}: {{ $value | humanize }} (checked-out share of pool size plus overflow above "
-                    f"{slo.percent(slo.DB_POOL_SATURATION)}, or checkouts waiting/timing out) for "
+                    '{{ $labels.job }}: {{ $value | printf "%.3g" }}: more than '
+                    f"{slo.percent(slo.DB_POOL_SATURATION)} of pool size plus overflow checked out, more than "
+                    f"{slo.percent(slo.DB_POOL_SLOW_CHECKOUTS)} of checkouts waiting over "
+                    f"{slo.fmt(slo.DB_POOL_WAIT_SECONDS * 1000)}ms, or checkouts timing out (per second), for "
                     f"{slo.FOR['DbPoolSaturated']}."
                 ),
             ),

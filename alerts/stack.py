@@ -43,7 +43,9 @@ groups = [
             ),
             Alert(
                 "AlertmanagerFailedToSendAlerts",
-                f"rate({x.ALERTMANAGER_NOTIFICATIONS_FAILED}[5m])\n  / rate({x.ALERTMANAGER_NOTIFICATIONS}[5m])\n"
+                # Alertmanager 0.26+ adds a `reason` label to the failed counter only.
+                f"sum without (reason) (rate({x.ALERTMANAGER_NOTIFICATIONS_FAILED}[5m]))\n"
+                f"  / rate({x.ALERTMANAGER_NOTIFICATIONS}[5m])\n"
                 f"> {slo.fmt(slo.NOTIFICATION_FAILURE_RATIO)}",
                 severity="warning",
                 for_=slo.FOR["AlertmanagerFailedToSendAlerts"],

@@ -79,12 +79,8 @@ VARIABLES = {"job": ".+", "endpoint": ".+", "instance": ".+", "__rate_interval":
 # "No data", not 0, although they are not marked faults_only. Checked under the fault named here
 # instead; see the final report. Keyed by (dashboard file stem, panel title).
 EMPTY_WHILE_HEALTHY: dict[tuple[str, str], str] = {
-    ("api", "Error ratio by endpoint"): "5xx",
-    ("cache", "Cache errors ratio"): "redis-down",
-    ("overview", "Availability (30d)"): "5xx",
-    ("overview", "Availability budget remaining"): "5xx",
-    ("overview", "Availability burn rate"): "5xx",
-    ("overview", "Error rate"): "5xx",
+    # None since the error and cache-share rules fall back to 0 when nothing failed yet; kept
+    # for panels that can only show data under a fault and are not marked faults-only.
 }
 
 # Shown when data does not get through scrapes, rules and Alertmanager in time.

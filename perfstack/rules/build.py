@@ -41,6 +41,7 @@ def check_thresholds() -> None:
         ("API_P95_SECONDS", slo.API_P95_SECONDS, contract.API_REQUEST_DURATION),
         ("DB_QUERY_P95_SECONDS", slo.DB_QUERY_P95_SECONDS, contract.DB_QUERY_DURATION),
         ("DB_QUERY_MAX_SECONDS", slo.DB_QUERY_MAX_SECONDS, contract.DB_QUERY_DURATION),
+        ("DB_POOL_WAIT_SECONDS", slo.DB_POOL_WAIT_SECONDS, contract.DB_POOL_CHECKOUT_WAIT),
     ]
     for name, value, spec in checks:
         if value not in spec.buckets:
