@@ -8,7 +8,7 @@ STATE_DIR ?= $(CURDIR)/.state
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager redis-server redis-tools prometheus-redis-exporter \
 	prometheus-postgres-exporter postgresql
 
-.PHONY: up down preview test lint venv debian-packages render validate docs clean api seed bench
+.PHONY: up down preview test lint venv debian-packages render validate docs clean api seed bench loadtest
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,11 +51,12 @@ debian-packages:
 	fi
 
 lint: venv
-	$(PY) -m ruff check perfstack service alerts tests benchmarks __main__.py
-	$(PY) -m ruff format --check perfstack service alerts tests benchmarks __main__.py
+	$(PY) -m ruff check perfstack service alerts tests benchmarks loadtest __main__.py
+	$(PY) -m ruff format --check perfstack service alerts tests benchmarks loadtest __main__.py
 	$(PY) -m perfstack docs --check
 	$(PY) -m perfstack alerts check
 	$(PY) -m perfstack dashboards check
+	$(PY) -m perfstack loadtest jmeter-plan --check
 
 test: venv debian-packages lint
 	$(PY) -m pytest
@@ -78,7 +79,15 @@ seed: venv
 	$(PY) -m service seed
 
 bench: venv debian-packages
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m benchmarks.overhead
+	$(PY) -m benchmarks.pool
+
+# Locust against a running API: make loadtest PROFILE=stress HOST=http://127.0.0.1:8000 PROMETHEUS=...
+PROFILE ?= smoke
+HOST ?= http://127.0.0.1:8000
+loadtest: venv
+	$(PY) -m perfstack loadtest run --profile $(PROFILE) --host $(HOST) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS)) $(LOADTEST_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

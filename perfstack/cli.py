@@ -4,6 +4,9 @@ perfstack render --stack dev --out build/dev     # the files the stack puts into
 perfstack validate --stack prod                  # render, then promtool/amtool/redis-server
 perfstack alerts build|check                     # alerts/generated/*.yml from alerts/*.py
 perfstack dashboards build|check|diff            # dashboards/generated/*.json; a PR-readable diff
+perfstack cdn purge --changed-from OLD --changed-to NEW --base-url URL   # after pulumi up
+perfstack loadtest run --profile smoke --host URL          # Locust load test gated on the SLO
+perfstack loadtest report --jtl results.jtl --profile plan # the same gate on JMeter results
 perfstack docs --write                           # refresh the config reference
 perfstack preflight                              # what `make up` needs, and what is missing
 """
@@ -170,6 +173,13 @@ def parser() -> argparse.ArgumentParser:
     from .cdn import purge as cdn_purge
 
     cdn_purge.add_parser(sub)
+
+    from .loadtest import cli as loadtest_cli
+    from .loadtest import jmeter
+
+    loadtest_cli.add_parser(sub)  # perfstack loadtest run ...
+    jmeter.add_report_parser(loadtest_cli.SUBCOMMANDS)  # perfstack loadtest report --jtl FILE ...
+    jmeter.add_plan_parser(loadtest_cli.SUBCOMMANDS)  # perfstack loadtest jmeter-plan ...
     return p
 
 
