@@ -76,7 +76,22 @@ class PrometheusMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._record(scope, root_path, status, perf_counter() - start)
+            elapsed = perf_counter() - start
+            tally = self.tally
+            if tally is None:
+                self._record(scope, root_path, status, elapsed)
+            else:  # the hot path, inlined: this runs once per request
+                method = scope["method"]
+                if method not in HTTP_METHODS:
+                    method = OTHER_METHOD
+                path = getattr(scope.get("route"), "path", None)
+                if path.__class__ is not str:
+                    endpoint = UNMATCHED_ENDPOINT
+                elif scope.get("root_path", "") == root_path:
+                    endpoint = path
+                else:
+                    endpoint = route_template(scope, root_path)
+                tally.observe(method, endpoint, _STATUS.get(status) or str(status), elapsed)
 
     def _record(self, scope: Scope, root_path: str, status: int, elapsed: float) -> None:
         method = scope["method"]
@@ -96,6 +111,9 @@ class PrometheusMiddleware:
         if counter is None:
             counter = self._counters[ckey] = self.metrics.requests.labels(*ckey)
         counter.inc()
+
+
+_STATUS = {code: str(code) for code in range(100, 600)}
 
 
 def route_template(scope: Scope, root_path: str = "") -> str:
