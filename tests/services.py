@@ -396,3 +396,53 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     """``redis://127.0.0.1:PORT/0`` of this test's ``redis_server``."""
     return redis_server.url
+
+
+# --- Child processes of the live tests (the API, exporters, Prometheus, Alertmanager) ----------
+
+
+def start_process(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A child process writing to ``log`` (a file, not a pipe: a full pipe would block it); it is
+    sent SIGTERM if the test process dies without cleaning up."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=dies_with_parent(signal.SIGTERM),
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 15 s; a process that already ended is left alone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, log: Path | None = None) -> object:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds naming
+    ``what`` (and the tail of ``log``). HTTP and lookup errors count as "not yet"."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (httpx.HTTPError, KeyError, IndexError, ValueError):
+            pass
+        time.sleep(0.2)
+    tail = f"; log tail:\n{log_tail(log)}" if log else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")

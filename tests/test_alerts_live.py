@@ -29,13 +29,12 @@ import itertools
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +45,14 @@ import httpx
 import psycopg
 import pytest
 import yaml
-from services import PostgresServer, RedisServer, dies_with_parent, free_port, log_tail
+from services import (
+    PostgresServer,
+    RedisServer,
+    free_port,
+    start_process,
+    stop_process,
+    wait_until,
+)
 
 from perfstack import configs
 from perfstack.settings import load
@@ -65,45 +71,6 @@ RATE = 40.0  # requests per second of the background load
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A child process writing to ``log`` (a file, not a pipe: a full pipe would block it); it is
-    sent SIGTERM if the test process dies without cleaning up."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=dies_with_parent(signal.SIGTERM),
-        )
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, KeyError, IndexError, ValueError):
-            pass
-        time.sleep(0.2)
-    tail = f"; log tail:\n{log_tail(log)}" if log else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
 
 
 # --- Prometheus --------------------------------------------------------------------------------
@@ -351,9 +318,11 @@ def test_each_fault_makes_its_alert_expressions_return_series(redis_server: Redi
 
         api_port, exporter_port, prom_port = free_port(), free_port(), free_port()
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_server.url, "DB_POOL_SIZE": "20"}
-        procs["api"] = start([sys.executable, "-m", "service", "serve", "--port", str(api_port)], logs["api"], env)
+        procs["api"] = start_process(
+            [sys.executable, "-m", "service", "serve", "--port", str(api_port)], logs["api"], env
+        )
         exporter_env = {**os.environ, "REDIS_ADDR": f"redis://127.0.0.1:{redis_server.port}"}
-        procs["exporter"] = start(
+        procs["exporter"] = start_process(
             [REDIS_EXPORTER, f"--web.listen-address=127.0.0.1:{exporter_port}", "--connection-timeout=500ms"],
             logs["exporter"],
             exporter_env,
@@ -373,7 +342,7 @@ def test_each_fault_makes_its_alert_expressions_return_series(redis_server: Redi
         check = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
         assert check.returncode == 0, f"promtool check config failed:\n{check.stdout}{check.stderr}"
 
-        procs["prometheus"] = start(
+        procs["prometheus"] = start_process(
             [
                 prometheus,
                 f"--config.file={config}",
@@ -523,7 +492,7 @@ def test_each_fault_makes_its_alert_expressions_return_series(redis_server: Redi
         if prom is not None:
             prom.close()
         for name in ("prometheus", "exporter", "api"):
-            stop(procs.get(name))
+            stop_process(procs.get(name))
         pg.stop()
         timings["total"] = time.monotonic() - t0
         print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

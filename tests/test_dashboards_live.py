@@ -41,7 +41,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from services import PostgresServer, RedisServer, free_port, log_tail
+from services import PostgresServer, RedisServer, free_port, start_process, stop_process, wait_until
 
 from perfstack import configs
 from perfstack.dashboards import build
@@ -98,37 +97,6 @@ OPTIONAL = {"postgres_exporter": ("postgres", "pg_")}
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A child process writing to ``log`` (a file, not a pipe: a full pipe would block it)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, KeyError, IndexError, ValueError):
-            pass
-        time.sleep(0.2)
-    tail = f"; log tail:\n{log_tail(log)}" if log else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
 
 
 def http_ok(url: str) -> bool:
@@ -473,15 +441,17 @@ def test_every_dashboard_panel_returns_data(redis_server: RedisServer, tmp_path:
 
         ports = {name: free_port() for name in names}
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_server.url, "DB_POOL_SIZE": "10"}
-        procs["api"] = start([sys.executable, "-m", "service", "serve", "--port", str(ports["api"])], logs["api"], env)
-        procs["redis-exporter"] = start(
+        procs["api"] = start_process(
+            [sys.executable, "-m", "service", "serve", "--port", str(ports["api"])], logs["api"], env
+        )
+        procs["redis-exporter"] = start_process(
             [REDIS_EXPORTER, f"--web.listen-address=127.0.0.1:{ports['redis-exporter']}", "--connection-timeout=500ms"],
             logs["redis-exporter"],
             {**os.environ, "REDIS_ADDR": f"redis://127.0.0.1:{redis_server.port}"},
         )
         postgres_exporter = Path(POSTGRES_EXPORTER).is_file()
         if postgres_exporter:
-            procs["postgres-exporter"] = start(
+            procs["postgres-exporter"] = start_process(
                 # 0.11 (Debian 12) has no --collector.stat_statements: pg_stat_statements_* are
                 # not exported (the panels reading them are skipped, see below).
                 [POSTGRES_EXPORTER, f"--web.listen-address=127.0.0.1:{ports['postgres-exporter']}"],
@@ -505,7 +475,7 @@ def test_every_dashboard_panel_returns_data(redis_server: RedisServer, tmp_path:
         am_config = tmp_path / "alertmanager" / "alertmanager.yml"
         am_config.parent.mkdir()
         am_config.write_text(files["alertmanager/alertmanager.yml"].content)
-        procs["alertmanager"] = start(
+        procs["alertmanager"] = start_process(
             [
                 ALERTMANAGER,
                 f"--config.file={am_config}",
@@ -528,7 +498,7 @@ def test_every_dashboard_panel_returns_data(redis_server: RedisServer, tmp_path:
         config = write_prometheus_config(files, tmp_path / "prometheus", targets, f"127.0.0.1:{ports['alertmanager']}")
         check = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
         assert check.returncode == 0, f"promtool check config failed:\n{check.stdout}{check.stderr}"
-        procs["prometheus"] = start(
+        procs["prometheus"] = start_process(
             [
                 prometheus,
                 f"--config.file={config}",
@@ -708,7 +678,7 @@ def test_every_dashboard_panel_returns_data(redis_server: RedisServer, tmp_path:
                 first = tracebacks[1][-3000:] if len(tracebacks) > 1 else "(none in the API log)"
                 print(f"  5xx outside the 5xx phase: {unexpected}; first API traceback:\n{first}")
         for name in reversed(names):
-            stop(procs.get(name))
+            stop_process(procs.get(name))
         pg.stop()
         timings["total"] = time.monotonic() - t0
         print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -22,12 +22,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,15 @@ import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
-from services import PostgresServer, RedisServer, dies_with_parent, free_port, log_tail
+from services import (
+    PostgresServer,
+    RedisServer,
+    free_port,
+    log_tail,
+    start_process,
+    stop_process,
+    wait_until,
+)
 
 from perfstack import configs, slo
 from perfstack.settings import load
@@ -76,43 +83,6 @@ FAILURES_ONLY = {
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=dies_with_parent(signal.SIGTERM),
-        )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, KeyError, IndexError, ValueError):
-            pass
-        time.sleep(0.2)
-    tail = f"; log tail:\n{log_tail(log)}" if log else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
 
 
 @dataclass
@@ -177,10 +147,10 @@ def reference_stack(
         engine.dispose()
         api_port, prom_port = free_port(), free_port()
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis.url, "DB_POOL_SIZE": str(pool_size)}
-        api = start([sys.executable, "-m", "service", "serve", "--port", str(api_port)], logs["api"], env)
-        cleanup.callback(stop, api)
+        api = start_process([sys.executable, "-m", "service", "serve", "--port", str(api_port)], logs["api"], env)
+        cleanup.callback(stop_process, api)
         config = write_prometheus_config(folder / "prometheus", api_port, prom_port)
-        prom = start(
+        prom = start_process(
             [
                 prometheus,
                 f"--config.file={config}",
@@ -189,7 +159,7 @@ def reference_stack(
             ],
             logs["prometheus"],
         )
-        cleanup.callback(stop, prom)
+        cleanup.callback(stop_process, prom)
         stack = Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prom_port}", logs)
         wait_until(lambda: httpx.get(f"{stack.api}/health", timeout=1).status_code == 200, 60, "the API", logs["api"])
         wait_until(
