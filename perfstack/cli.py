@@ -69,48 +69,39 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alerts(args: argparse.Namespace) -> int:
-    from .rules import build
-
+def _build_or_check(action: str, module: object, what: str, folder: str, source: str) -> int:
+    """``perfstack alerts|dashboards build|check``: one shape for every generated folder."""
     root = project_root()
-    if args.action == "build":
-        changed = build.write(root)
+    if action == "build":
+        changed = module.write(root)  # type: ignore[attr-defined]
         for path in changed:
             print(f"wrote {path.relative_to(root)}")
-        print(f"alerts: {len(changed)} file(s) changed")
+        print(f"{what}: {len(changed)} file(s) changed")
         return 0
-    problems = build.stale(root)
+    problems = module.stale(root)  # type: ignore[attr-defined]
     for line in problems:
         print(line)
     if problems:
-        print("alerts/generated/ differs from alerts/*.py: run `perfstack alerts build` and commit the result")
+        print(f"{folder} differs from {source}: run `perfstack {what} build` and commit the result")
         return 1
-    print("alerts: generated rule files match the code")
+    print(f"{what}: {folder} matches {source}")
     return 0
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from .rules import build
+
+    return _build_or_check(args.action, build, "alerts", "alerts/generated/", "alerts/*.py")
 
 
 def _dashboards(args: argparse.Namespace) -> int:
     from .dashboards import build
 
-    root = project_root()
-    if args.action == "build":
-        changed = build.write(root)
-        for path in changed:
-            print(f"wrote {path.relative_to(root)}")
-        print(f"dashboards: {len(changed)} file(s) changed")
-        return 0
-    if args.action == "check":
-        problems = build.stale(root)
-        for line in problems:
-            print(line)
-        if problems:
-            print("dashboards/generated/ differs from dashboards/*.dashboard.py: run `perfstack dashboards build`")
-            return 1
-        print("dashboards: generated JSON matches the code")
-        return 0
-    from .dashboards import diff
+    if args.action == "diff":
+        from .dashboards import diff
 
-    return diff.main(args, root)
+        return diff.main(args, project_root())
+    return _build_or_check(args.action, build, "dashboards", "dashboards/generated/", "dashboards/*.dashboard.py")
 
 
 def _preflight(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from grafanalib._gen import DashboardEncoder
 
+from .. import generated
 from .style import Panel
 
 SUFFIX = ".dashboard.py"
@@ -69,28 +70,11 @@ def build(root: Path) -> dict[Path, Built]:
 
 
 def stale(root: Path) -> list[str]:
-    expected = build(root)
-    problems = [
-        f"{p.relative_to(root)} is out of date"
-        for p, b in expected.items()
-        if not p.is_file() or p.read_text() != b.text
-    ]
-    for p in sorted((root / "dashboards" / "generated").glob("*.json")):
-        if p not in expected:
-            problems.append(f"{p.relative_to(root)} has no source dashboards/{p.stem}{SUFFIX}")
-    return problems
+    folder = root / "dashboards" / "generated"
+    expected = {p: b.text for p, b in build(root).items()}
+    return generated.stale(root, expected, folder, "*.json", f"has no source in dashboards/*{SUFFIX}")
 
 
 def write(root: Path) -> list[Path]:
-    expected = build(root)
-    folder = root / "dashboards" / "generated"
-    folder.mkdir(parents=True, exist_ok=True)
-    for p in folder.glob("*.json"):
-        if p not in expected:
-            p.unlink()
-    changed = []
-    for p, b in expected.items():
-        if not p.is_file() or p.read_text() != b.text:
-            p.write_text(b.text)
-            changed.append(p)
-    return changed
+    expected = {p: b.text for p, b in build(root).items()}
+    return generated.write(expected, root / "dashboards" / "generated", "*.json")

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import slo
+from .. import generated, slo
 from ..paths import project_root
 from . import gate
 from .profiles import PROFILES, Profile, get
@@ -475,23 +475,12 @@ _STEP = re.compile(r"^step (\d+): ")
 
 def write(root: Path) -> list[Path]:
     """Refresh the committed plan; the files that changed."""
-    path = root / PLAN_FILE
-    text = plan_xml(get(PLAN_PROFILE))
-    if path.is_file() and path.read_text() == text:
-        return []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return [path]
+    return generated.write({root / PLAN_FILE: plan_xml(get(PLAN_PROFILE))})
 
 
 def stale(root: Path) -> list[str]:
     """How the committed plan differs from the profile, one line each (empty when up to date)."""
-    path = root / PLAN_FILE
-    if not path.is_file():
-        return [f"{PLAN_FILE} is missing"]
-    if path.read_text() != plan_xml(get(PLAN_PROFILE)):
-        return [f"{PLAN_FILE} is out of date"]
-    return []
+    return generated.stale(root, {root / PLAN_FILE: plan_xml(get(PLAN_PROFILE))})
 
 
 # --- Reading JMeter's CSV results (JTL) ---------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .. import slo
+from .. import generated, slo
 from ..telemetry import contract
 from .model import Alert, Group, Recording, RuleError
 
@@ -114,32 +114,12 @@ def build(root: Path) -> dict[Path, str]:
 
 def stale(root: Path) -> list[str]:
     """Differences between the committed files and the code, one line each."""
-    expected = build(root)
-    problems = [
-        f"{p.relative_to(root)} is out of date"
-        for p, text in expected.items()
-        if not p.is_file() or p.read_text() != text
-    ]
-    generated = root / "alerts" / "generated"
-    for p in sorted(generated.glob("*.yml")):
-        if p not in expected:
-            problems.append(f"{p.relative_to(root)} has no source module in alerts/")
-    return problems
+    folder = root / "alerts" / "generated"
+    return generated.stale(root, build(root), folder, "*.yml", "has no source module in alerts/")
 
 
 def write(root: Path) -> list[Path]:
-    expected = build(root)
-    generated = root / "alerts" / "generated"
-    generated.mkdir(parents=True, exist_ok=True)
-    for p in generated.glob("*.yml"):
-        if p not in expected:
-            p.unlink()
-    changed = []
-    for p, text in expected.items():
-        if not p.is_file() or p.read_text() != text:
-            p.write_text(text)
-            changed.append(p)
-    return changed
+    return generated.write(build(root), root / "alerts" / "generated", "*.yml")
 
 
 def alert_names(rule_files: dict[str, str]) -> set[str]:
