@@ -6,7 +6,7 @@ STACK ?= dev
 STATE_DIR ?= $(CURDIR)/.state
 # The Debian programs the tests run for real (FACTS.md §7).
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager redis-server redis-tools prometheus-redis-exporter \
-	prometheus-postgres-exporter postgresql
+	prometheus-postgres-exporter postgresql jmeter
 
 .PHONY: up down preview test lint venv debian-packages render validate docs clean api seed bench loadtest
 

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime import rpc
 
 # Real PostgreSQL and Redis servers, for every test module (tests/services.py).
 from services import pg_url, postgres_server, redis_server, redis_url  # noqa: F401
@@ -24,8 +25,8 @@ PROJECT = "perfstack"
 STACKS = ("dev", "staging", "prod")
 FAKE_SECRET = "fake-secret-from-stack-file"
 
-# Pulumi marks a secret value on the wire with this signature key (FACTS.md §1.3 trap 3).
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
+# How Pulumi marks a secret value on the wire (FACTS.md §1.3 trap 3): the SDK's own constants.
+SECRET_SIG, SECRET_MARK = rpc._special_sig_key, rpc._special_secret_sig
 
 KNOWN_TYPES = {
     "docker:index/container:Container",

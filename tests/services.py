@@ -28,6 +28,7 @@ them, so a skip would only hide a broken environment.
 
 from __future__ import annotations
 
+import abc
 import atexit
 import ctypes
 import os
@@ -104,14 +105,14 @@ def require(binary: Path | str, package: str) -> None:
         raise ServiceError(f"{binary} not found: install the Debian package {package!r} (apt-get install {package})")
 
 
-class _Service:
+class _Service(abc.ABC):
     """Context-manager and at-exit plumbing shared by the servers: ``stop()`` always runs."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self) -> None: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
     def _started(self) -> None:
         # A safety net if the owner never calls stop(); stop() unregisters it.
@@ -446,3 +447,46 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, log: Path
         time.sleep(0.2)
     tail = f"; log tail:\n{log_tail(log)}" if log else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
+
+
+class PromClient:
+    """Instant queries against a test's Prometheus (its HTTP API)."""
+
+    def __init__(self, url: str, timeout: float = 10) -> None:
+        import httpx
+
+        self.url = url
+        self.client = httpx.Client(base_url=url, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def query(self, expr: str) -> list[dict]:
+        body = self.client.get("/api/v1/query", params={"query": expr}).json()
+        assert body["status"] == "success", f"{expr}: {body}"
+        return body["data"]["result"]
+
+    def value(self, expr: str) -> float | None:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def show(self, exprs: list[str], limit: int = 8) -> str:
+        """What each expression returns now (for failure messages)."""
+        import httpx
+
+        lines = []
+        for e in exprs:
+            try:
+                lines.append(f"    {e} = {[(r['metric'], r['value'][1]) for r in self.query(e)][:limit]}")
+            except (httpx.HTTPError, AssertionError) as exc:
+                lines.append(f"    {e}: {exc}")
+        return "\n".join(lines)
+
+
+def prom_query(url: str, expr: str) -> list[dict]:
+    """One instant query against the Prometheus at ``url``."""
+    client = PromClient(url)
+    try:
+        return client.query(expr)
+    finally:
+        client.close()

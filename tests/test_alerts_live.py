@@ -47,6 +47,7 @@ import pytest
 import yaml
 from services import (
     PostgresServer,
+    PromClient,
     RedisServer,
     free_port,
     start_process,
@@ -135,32 +136,7 @@ def write_prometheus_config(
     return config_path
 
 
-class Prom:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = httpx.Client(base_url=url, timeout=5)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        body = self.client.get("/api/v1/query", params={"query": expr}).json()
-        assert body["status"] == "success", f"{expr}: {body}"
-        return body["data"]["result"]
-
-    def value(self, expr: str) -> float | None:
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else None
-
-    def show(self, exprs: list[str]) -> str:
-        lines = []
-        for e in exprs:
-            try:
-                lines.append(f"  {e} = {[(r['metric'], r['value'][1]) for r in self.query(e)]}")
-            except (httpx.HTTPError, AssertionError) as exc:
-                lines.append(f"  {e}: {exc}")
-        return "\n".join(lines)
-
+class Prom(PromClient):
     def expect_series(self, rule: Rule, fault: str, since: float, timeout: float, diagnostics: list[str]) -> float:
         """Poll ``rule.expr`` until it returns series, at most ``timeout`` s after the fault began
         (``since``, a monotonic time); the seconds from the fault to the first series."""

@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from services import PostgresServer, RedisServer, free_port, start_process, stop_process, wait_until
+from services import PostgresServer, PromClient, RedisServer, free_port, start_process, stop_process, wait_until
 
 from perfstack import configs
 from perfstack.dashboards import build
@@ -216,29 +216,7 @@ def fault_of(check: Check) -> str:
     raise AssertionError(f"{check}: faults_only, but this test knows no fault for {check.raw!r}: add one")
 
 
-class Prom:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = httpx.Client(base_url=url, timeout=10)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        body = self.client.get("/api/v1/query", params={"query": expr}).json()
-        assert body["status"] == "success", f"{expr}: {body}"
-        return body["data"]["result"]
-
-    def value(self, expr: str) -> float | None:
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else None
-
-    def show(self, exprs: list[str]) -> str:
-        lines = []
-        for e in exprs:
-            try:
-                lines.append(f"    {e} = {[(r['metric'], r['value'][1]) for r in self.query(e)][:8]}")
-            except (httpx.HTTPError, AssertionError) as exc:
-                lines.append(f"    {e}: {exc}")
-        return "\n".join(lines)
-
+class Prom(PromClient):
     def until_data(self, checks: list[Check], timeout: float) -> dict[str, list[dict[str, Any]]]:
         """Poll the checks' exprs until each returns series or ``timeout``; the last results."""
         results: dict[str, list[dict[str, Any]]] = {}

@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -41,6 +40,7 @@ from services import (
     RedisServer,
     free_port,
     log_tail,
+    prom_query,
     start_process,
     stop_process,
     wait_until,
@@ -169,18 +169,12 @@ def reference_stack(
             logs["prometheus"],
         )
         wait_until(
-            lambda: query(stack.prometheus, 'up{job="api"} == 1'),
+            lambda: prom_query(stack.prometheus, 'up{job="api"} == 1'),
             30,
             "Prometheus to scrape the API",
             logs["prometheus"],
         )
         yield stack
-
-
-def query(prom: str, expr: str) -> list[dict[str, Any]]:
-    body = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10).json()
-    assert body["status"] == "success", f"{expr}: {body}"
-    return body["data"]["result"]
 
 
 # --- what the dashboards and alerts ask ------------------------------------------------------
@@ -254,9 +248,11 @@ def test_smoke_run_passes_the_gate_on_both_views(
             f"API log:\n{log_tail(stack.logs['api'])}"
         )
         # The dashboards and alerts over the same data, right after the run.
-        empty = [f"{d} / {title}: {expr}" for d, title, expr in checks if not query(stack.prometheus, expr)]
-        firing = [f"{name}: {expr}" for name, expr in alerts if name != "Watchdog" and query(stack.prometheus, expr)]
-        watchdog = query(stack.prometheus, dict(alerts)["Watchdog"])
+        empty = [f"{d} / {title}: {expr}" for d, title, expr in checks if not prom_query(stack.prometheus, expr)]
+        firing = [
+            f"{name}: {expr}" for name, expr in alerts if name != "Watchdog" and prom_query(stack.prometheus, expr)
+        ]
+        watchdog = prom_query(stack.prometheus, dict(alerts)["Watchdog"])
     elapsed = time.monotonic() - t0
 
     report = json.loads((out / "report.json").read_text())

@@ -15,13 +15,13 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from conftest import FAKE_SECRET, ROOT, SECRET_SIG, STACKS, Registered, run_program, stack_config
+from conftest import FAKE_SECRET, ROOT, SECRET_MARK, SECRET_SIG, STACKS, Registered, run_program, stack_config
 
 PINNED = re.compile(r"^[a-z0-9./_:-]+:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]*(@sha256:[0-9a-f]{64})?$")
 
 
 def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and SECRET_SIG in value
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
 
 
 def unwrap(value: Any) -> Any:
@@ -274,15 +274,15 @@ def test_receivers_from_secret_config_route_critical_and_warning() -> None:
 
 
 def test_configured_passwords_replace_generated_ones() -> None:
-    config = with_dev(grafana={"adminPassword": "s3cret-admin"}, redis={"password": "s3cret-redis"})
+    config = with_dev(grafana={"adminPassword": "test-admin-password"}, redis={"password": "test-redis-password"})
     run = run_program("dev", config, secret_keys=["grafana", "redis"])
     generated = {r.name for r in run.mocks.of_type("randomPassword:RandomPassword")}
     assert generated == {"redis-exporter-password"}
-    assert run.outputs["grafanaAdminPassword"] == "s3cret-admin"
+    assert run.outputs["grafanaAdminPassword"] == "test-admin-password"
     assert {"grafanaAdminPassword", "redisPassword"} <= run.secret_outputs
     redis = run.mocks.named("redis-container")
     conf = upload(redis, "/usr/local/etc/redis/redis.conf")["content"]
-    assert uploads_secret(redis) and "requirepass s3cret-redis" in conf
+    assert uploads_secret(redis) and "requirepass test-redis-password" in conf
 
 
 def test_postgres_exporter_is_created_with_a_secret_dsn_and_scraped() -> None:

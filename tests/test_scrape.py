@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from services import PostgresServer, RedisServer, free_port
+from services import PostgresServer, RedisServer, free_port, prom_query
 
 from perfstack import configs
 from perfstack.settings import load
@@ -74,12 +74,6 @@ def api_port(postgres_server: PostgresServer, redis_server: RedisServer) -> Iter
         postgres_server.drop_database(name)
 
 
-def query(prom: str, expr: str) -> list[dict[str, Any]]:
-    body = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=5).json()
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
 def test_prometheus_scrapes_every_contract_metric_with_bounded_labels(api_port: int, tmp_path: Path) -> None:
     binary = shutil.which("prometheus")
     assert binary, "prometheus not found (apt-get install prometheus)"
@@ -123,16 +117,16 @@ def test_prometheus_scrapes_every_contract_metric_with_bounded_labels(api_port: 
                 client.get(f"/random/{uuid.uuid4().hex}")
         total = 200 * 3 + 300
         wait_until(
-            lambda: float(query(prom, 'sum(api_requests_total{job="api"})')[0]["value"][1]) >= total,
+            lambda: float(prom_query(prom, 'sum(api_requests_total{job="api"})')[0]["value"][1]) >= total,
             30,
             "Prometheus to scrape the load",
         )
         for spec in contract.ALL:
             name = spec.series()[0]
-            found = query(prom, f'count({{__name__="{name}", job="api", service="reference-api"}})')
+            found = prom_query(prom, f'count({{__name__="{name}", job="api", service="reference-api"}})')
             assert found and float(found[0]["value"][1]) > 0, f"{name} not scraped"
         endpoints = {
-            r["metric"]["endpoint"] for r in query(prom, 'count by (endpoint) (api_requests_total{job="api"})')
+            r["metric"]["endpoint"] for r in prom_query(prom, 'count by (endpoint) (api_requests_total{job="api"})')
         }
         assert contract.UNMATCHED_ENDPOINT in endpoints
         # 300 random paths added one value; the rest are the templates the load (and health probe) used.
@@ -148,10 +142,10 @@ def test_prometheus_scrapes_every_contract_metric_with_bounded_labels(api_port: 
             contract.UNMATCHED_ENDPOINT,
         }
         operations = {
-            r["metric"]["operation"] for r in query(prom, "count by (operation) (db_query_duration_seconds_count)")
+            r["metric"]["operation"] for r in prom_query(prom, "count by (operation) (db_query_duration_seconds_count)")
         }
         assert {"merchant_by_id", "user_by_email", "recent_tickets"} <= operations
-        hits = query(prom, 'sum(cache_requests_total{result="hit"})')
+        hits = prom_query(prom, 'sum(cache_requests_total{result="hit"})')
         assert float(hits[0]["value"][1]) > 0
     finally:
         stop(proc)

@@ -94,13 +94,11 @@ class PrometheusMiddleware:
                 tally.observe(method, endpoint, _STATUS.get(status) or str(status), elapsed)
 
     def _record(self, scope: Scope, root_path: str, status: int, elapsed: float) -> None:
+        """Multiprocess mode: prometheus_client's collectors (the tallies cannot be shared)."""
         method = scope["method"]
         if method not in HTTP_METHODS:
             method = OTHER_METHOD
         endpoint = route_template(scope, root_path)
-        if self.tally is not None:
-            self.tally.observe(method, endpoint, str(status), elapsed)
-            return
         key = (method, endpoint)
         histogram = self._histograms.get(key)
         if histogram is None:
