@@ -6,6 +6,7 @@ Run it with ``python -m service serve`` (DATABASE_URL, REDIS_URL; see ``--help``
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -92,6 +94,16 @@ def releases_session(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+class ReleasingRoute(APIRoute):
+    """Every endpoint that takes the request's ``session`` gets it closed on return (see
+    :func:`releases_session`): the rule holds for routes added later without anyone remembering it."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if "session" in inspect.signature(endpoint).parameters and not inspect.iscoroutinefunction(endpoint):
+            endpoint = releases_session(endpoint)
+        super().__init__(path, endpoint, **kwargs)
+
+
 def create_app(config: Config | None = None, metrics: Metrics | None = None) -> FastAPI:
     config = config or Config.from_env()
     metrics = metrics or default_metrics()
@@ -117,11 +129,11 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
             client.close()
 
     app = FastAPI(title="perfstack reference API", version="1.0", lifespan=lifespan)
+    app.router.route_class = ReleasingRoute
     app.state.engine, app.state.sessions, app.state.cache, app.state.config = engine, sessions, cache, config
     instrument_app(app, metrics)
 
     @app.get("/health")
-    @releases_session
     def health(session: DB) -> dict[str, str]:
         try:
             session.execute(text("SELECT 1"))
@@ -138,7 +150,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- feature flags (cache: feature_flags, 300 s) --------------------------------------
     @app.get("/api/v1/feature-flags")
-    @releases_session
     def feature_flags(session: DB) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
             rows = session.scalars(
@@ -149,7 +160,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("feature_flags", "all", load)
 
     @app.put("/api/v1/feature-flags/{name}")
-    @releases_session
     def set_feature_flag(name: str, body: FlagUpdate, session: DB) -> dict[str, Any]:
         result = session.execute(
             update(FeatureFlag).where(FeatureFlag.name == name).values(enabled=body.enabled, updated_at=func.now())
@@ -162,7 +172,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- merchants (cache: merchant_data, 600 s) -------------------------------------------
     @app.get("/api/v1/merchants")
-    @releases_session
     def merchants(
         session: DB,
         status: Annotated[str | None, Query(pattern="^(" + "|".join(MERCHANT_STATUSES) + ")$")] = None,
@@ -179,7 +188,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("merchant_data", f"list:{status or 'all'}:{limit}:{offset}", load)
 
     @app.get("/api/v1/merchants/{merchant_id}")
-    @releases_session
     def merchant(merchant_id: int, session: DB) -> dict[str, Any]:
         def load() -> dict[str, Any]:
             m = session.execute(
@@ -192,7 +200,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("merchant_data", f"merchant:{merchant_id}", load)
 
     @app.patch("/api/v1/merchants/{merchant_id}")
-    @releases_session
     def update_merchant(merchant_id: int, body: MerchantPatch, session: DB) -> dict[str, Any]:
         changes = body.model_dump(exclude_none=True)
         if not changes:
@@ -213,7 +220,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- admin dashboard and analytics (cache: dashboard_stats, 60 s) ----------------------
     @app.get("/api/v1/admin/dashboard/overview")
-    @releases_session
     def dashboard_overview(session: DB) -> dict[str, Any]:
         def load() -> dict[str, Any]:
             by_status = dict(
@@ -236,7 +242,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("dashboard_stats", "overview", load)
 
     @app.get("/api/v1/analytics/merchants-by-status")
-    @releases_session
     def merchants_by_status(session: DB) -> dict[str, int]:
         def load() -> dict[str, int]:
             rows = session.execute(
@@ -249,7 +254,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("dashboard_stats", "merchants_by_status", load)
 
     @app.get("/api/v1/analytics/tickets-per-day")
-    @releases_session
     def tickets_per_day(session: DB, days: Annotated[int, Query(ge=1, le=90)] = 7) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
             rows = session.execute(
@@ -266,7 +270,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- users (cache: user_preferences, 1800 s) -------------------------------------------
     @app.get("/api/v1/users/by-email")
-    @releases_session
     def user_by_email(session: DB, email: Annotated[str, Query(min_length=3, max_length=320)]) -> dict[str, Any]:
         u = session.execute(
             select(User).where(User.email == email.lower()).execution_options(operation="user_by_email")
@@ -276,7 +279,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return _row(u, "id", "email", "name", "created_at")
 
     @app.get("/api/v1/users/{user_id}/preferences")
-    @releases_session
     def user_preferences(user_id: int, session: DB) -> dict[str, Any]:
         def load() -> dict[str, Any]:
             prefs = session.execute(
@@ -289,7 +291,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
         return cache.get_or_load("user_preferences", f"user:{user_id}", load)
 
     @app.put("/api/v1/users/{user_id}/preferences")
-    @releases_session
     def set_user_preferences(user_id: int, body: Preferences, session: DB) -> dict[str, Any]:
         result = session.execute(update(User).where(User.id == user_id).values(preferences=body.preferences))
         if result.rowcount == 0:
@@ -300,7 +301,6 @@ def create_app(config: Config | None = None, metrics: Metrics | None = None) -> 
 
     # --- support tickets ---------------------------------------------------------------------
     @app.get("/api/v1/support-tickets/recent")
-    @releases_session
     def recent_tickets(session: DB, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
         rows = session.scalars(
             select(SupportTicket)
