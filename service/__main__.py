@@ -64,5 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main`` with unreachable databases reported in one line, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return main(argv)
+    except OperationalError as exc:
+        url = Config.from_env().database_url
+        safe = url.split("@", 1)[-1]  # never print a password
+        print(f"error: cannot use the database at {safe} (DATABASE_URL): {exc.orig}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
